@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { formatProblems, loadConfig, type ConfigProblem } from '../config/load.js';
+import { buildSources } from '../ingress/sources.js';
+import { createLogger } from '../log/logger.js';
+import { startService } from '../service.js';
+
+const USAGE = `usage: planasonix-bridge <command> [options]
+
+commands:
+  serve --config FILE        run the bridge (FILE defaults to $BRIDGE_CONFIG)
+  check-config [FILE]        validate a config file; exit 0 when valid, 1 with every problem listed
+
+options:
+  -c, --config FILE          config file
+  -h, --help                 this text`;
+
+// Exit codes, one table: 0 ok, 1 invalid config, 2 usage error, 3 failed to start.
+const EXIT = { ok: 0, invalidConfig: 1, usage: 2, startFailed: 3 } as const;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  const [command, ...rest] = parsed.positionals;
+  if (parsed.values.help || !command) {
+    process.stdout.write(`${USAGE}\n`);
+    return parsed.values.help ? EXIT.ok : EXIT.usage;
+  }
+  const file = parsed.values.config ?? rest[0] ?? process.env.BRIDGE_CONFIG;
+  if (!file) {
+    process.stderr.write(`${command}: no config file (give --config FILE or set BRIDGE_CONFIG)\n`);
+    return EXIT.usage;
+  }
+
+  switch (command) {
+    case 'check-config':
+      return checkConfig(file);
+    case 'serve':
+      return serve(file);
+    default:
+      process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
+      return EXIT.usage;
+  }
+}
+
+async function checkConfig(file: string): Promise<number> {
+  const problems = await configProblems(file);
+  if (problems.length > 0) {
+    process.stderr.write(`${file}: ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
+    return EXIT.invalidConfig;
+  }
+  process.stdout.write(`${file}: valid\n`);
+  return EXIT.ok;
+}
+
+/** Schema problems first; keys are only tried once the shape is right. */
+async function configProblems(file: string): Promise<ConfigProblem[]> {
+  const loaded = await loadConfig(file);
+  if (!loaded.ok) return loaded.problems;
+  const built = buildSources(loaded.config, Date.now);
+  return built.ok ? [] : built.problems;
+}
+
+async function serve(file: string): Promise<number> {
+  const loaded = await loadConfig(file);
+  if (!loaded.ok) {
+    process.stderr.write(`${file}: invalid config, not starting\n${formatProblems(loaded.problems)}\n`);
+    return EXIT.invalidConfig;
+  }
+  const logger = createLogger(loaded.config.log.level);
+  let started;
+  try {
+    started = await startService(loaded.config, logger);
+  } catch (err) {
+    logger.fatal({ err }, 'failed to start');
+    return EXIT.startFailed;
+  }
+  if (!started.ok) {
+    process.stderr.write(`${file}: invalid config, not starting\n${formatProblems(started.problems)}\n`);
+    return EXIT.invalidConfig;
+  }
+  const { running } = started;
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      logger.info({ signal }, 'signal received');
+      void running.stop().then(resolve);
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  });
+  return EXIT.ok;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = EXIT.startFailed;
+  },
+);

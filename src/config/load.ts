@@ -1,0 +1,47 @@
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { substituteEnv, formatPath, type Env } from './env.js';
+import { configSchema, type Config } from './schema.js';
+
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: ConfigProblem[] };
+
+/** Every problem is reported at once, each with the path of the value to fix. */
+export function parseConfig(text: string, env: Env): ConfigResult {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return { ok: false, problems: doc.errors.map((e) => ({ path: '(yaml)', message: e.message.split('\n')[0] ?? e.message })) };
+  }
+  const { value, substitutedPaths, problems } = substituteEnv(doc.toJS(), env);
+  const parsed = configSchema.safeParse(value ?? {});
+  const schemaProblems = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => {
+        const path = formatPath(issue.path);
+        const message = issue.message === 'empty' && substitutedPaths.has(path) ? 'empty after substitution' : issue.message;
+        return { path, message };
+      });
+  // A missing variable also surfaces as an "empty" schema issue at the same path; say it once.
+  const missing = new Set(problems.map((p) => p.path));
+  const all = [...problems, ...schemaProblems.filter((p) => !(missing.has(p.path) && p.message === 'empty after substitution'))];
+  if (all.length > 0 || !parsed.success) return { ok: false, problems: all };
+  return { ok: true, config: parsed.data };
+}
+
+export async function loadConfig(file: string, env: Env = process.env): Promise<ConfigResult> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    return { ok: false, problems: [{ path: file, message: `cannot read config file: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }] };
+  }
+  return parseConfig(text, env);
+}
+
+export function formatProblems(problems: readonly ConfigProblem[]): string {
+  return problems.map((p) => `${p.path}: ${p.message}`).join('\n');
+}

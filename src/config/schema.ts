@@ -1,0 +1,145 @@
+import bytes from 'bytes';
+import ms from 'ms';
+import { z } from 'zod';
+
+// Values that may come from `${VAR}` arrive as strings, so numbers accept digit strings too.
+const integer = (min: number) =>
+  z.union([z.number(), z.string().regex(/^\d+$/, 'expected an integer').transform(Number)]).pipe(z.number().int().min(min));
+
+const duration = z
+  .union([z.number().int().min(0), z.string()])
+  .transform((value, ctx) => {
+    if (typeof value === 'number') return value * 1000;
+    const parsed = ms(value as ms.StringValue);
+    if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (examples: 30s, 5m, 1h; a bare number is seconds)` });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+
+const size = z.union([z.number().int().min(1), z.string()]).transform((value, ctx) => {
+  const parsed = typeof value === 'number' ? value : bytes.parse(value);
+  if (parsed === null || !Number.isFinite(parsed) || parsed < 1) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (examples: 256kb, 1mb)` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const nonEmpty = z.string().min(1, 'empty');
+const headerName = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'not a valid HTTP header name')
+  .transform((h) => h.toLowerCase());
+
+const rateLimit = z.strictObject({
+  window: duration.default(60_000),
+  max: integer(1).default(1200),
+});
+
+const standardWebhooks = z
+  .strictObject({
+    scheme: z.literal('standard-webhooks'),
+    /** `v1` HMAC-SHA256 secrets, `whsec_` prefix optional. */
+    secrets: z.array(nonEmpty).default([]),
+    /** `v1a` Ed25519 public keys, `whpk_` prefix optional. */
+    public_keys: z.array(nonEmpty).default([]),
+    tolerance: duration.default(300_000),
+  })
+  .refine((v) => v.secrets.length + v.public_keys.length > 0, {
+    message: 'give at least one of secrets (v1) or public_keys (v1a)',
+    path: ['secrets'],
+  });
+
+const hmacSha256 = z.strictObject({
+  scheme: z.literal('hmac-sha256'),
+  secrets: z.array(nonEmpty).min(1, 'give at least one secret'),
+  header: headerName.default('x-planasonix-signature'),
+  encoding: z.enum(['hex', 'base64']).default('hex'),
+  /** Stripped from the header value when present, e.g. `sha256=`. */
+  prefix: z.string().default(''),
+  /** When set, the signed content is `${timestamp}.${body}` and the timestamp must be within tolerance. */
+  timestamp_header: headerName.optional(),
+  tolerance: duration.default(300_000),
+  /** Header carrying a delivery id stable across retries; without it, dedupe uses the event `id`. */
+  delivery_id_header: headerName.optional(),
+});
+
+const jws = z
+  .strictObject({
+    scheme: z.literal('jws'),
+    /** Compact JWS; a leading `Bearer ` is accepted so `authorization` works too. */
+    header: headerName.default('x-planasonix-jws'),
+    /** PEM (SPKI) or JWK JSON; several for rotation. */
+    public_keys: z.array(nonEmpty).default([]),
+    jwks_url: z.url({ protocol: /^https?$/ }).optional(),
+    algorithms: z.array(nonEmpty).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
+    issuer: nonEmpty.optional(),
+    audience: nonEmpty.optional(),
+    /** Clock skew allowed on `exp`, `nbf` and `iat`. */
+    tolerance: duration.default(300_000),
+    /** Oldest `iat` accepted; tokens without `iat` are refused when set. */
+    max_age: duration.optional(),
+    /** Claim holding the base64url (no padding) SHA-256 of the raw body. */
+    body_hash_claim: nonEmpty.default('body_sha256'),
+  })
+  .refine((v) => (v.public_keys.length > 0) !== (v.jwks_url !== undefined), {
+    message: 'give exactly one of public_keys or jwks_url',
+    path: ['public_keys'],
+  });
+
+export const verifySchema = z.discriminatedUnion('scheme', [standardWebhooks, hmacSha256, jws]);
+
+const source = z.strictObject({
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~\/-]*$/, 'must start with / and contain only URL path characters'),
+  verify: verifySchema,
+  rate_limit: rateLimit.optional(),
+});
+
+const sqliteUrl = /^sqlite:(.+)$/;
+
+export const configSchema = z
+  .strictObject({
+    server: z
+      .strictObject({
+        host: nonEmpty.default('0.0.0.0'),
+        port: integer(0).pipe(z.number().max(65535)).default(8787),
+        body_limit: size.default(256 * 1024),
+        rate_limit: rateLimit.default({ window: 60_000, max: 1200 }),
+        /** Express `trust proxy`: set when a load balancer adds X-Forwarded-For, so limits are per client. */
+        trust_proxy: z.union([z.boolean(), integer(0), z.string()]).default(false),
+        shutdown_timeout: duration.default(10_000),
+      })
+      .prefault({}),
+    store: z
+      .strictObject({
+        url: z.string().regex(sqliteUrl, 'only sqlite:<path> is supported so far').default('sqlite:./data/bridge.db'),
+        busy_timeout: duration.default(5_000),
+      })
+      .prefault({}),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    sources: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'source names use letters, digits, _ and -'), source),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, string>();
+    for (const [name, src] of Object.entries(config.sources)) {
+      const other = seen.get(src.path);
+      if (other) ctx.addIssue({ code: 'custom', path: ['sources', name, 'path'], message: `same path as source "${other}"` });
+      seen.set(src.path, name);
+    }
+    if (Object.keys(config.sources).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['sources'], message: 'configure at least one source' });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type SourceConfig = Config['sources'][string];
+export type VerifyConfig = z.output<typeof verifySchema>;
+export type RateLimitConfig = z.output<typeof rateLimit>;
+
+export function sqlitePath(url: string): string {
+  return (sqliteUrl.exec(url)?.[1] ?? '').replace(/^\/\/(?=\/)/, '');
+}

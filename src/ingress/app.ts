@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import express, { type ErrorRequestHandler, type Express } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import type { Store } from '../store/types.js';
+import type { Clock } from '../verify/types.js';
+import { sendProblem } from './problems.js';
+import type { Source } from './sources.js';
+import { webhookHandlers } from './webhook.js';
+
+export interface AppDeps {
+  config: Config;
+  sources: Source[];
+  store: Store;
+  logger: Logger;
+  clock?: Clock;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createApp(deps: AppDeps): Express {
+  const clock = deps.clock ?? Date.now;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.config.server.trust_proxy);
+
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('x-request-id', id);
+        return id;
+      },
+      // Only what helps to follow a delivery; headers are left out because they carry signatures.
+      serializers: {
+        req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({ id: req.id, method: req.method, url: req.url, remote: req.remoteAddress }),
+        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+      },
+      customProps: (_req, res) => {
+        const l = (res as unknown as { locals?: Record<string, unknown> }).locals ?? {};
+        return { source: l.source, delivery_id: l.deliveryId, event_id: l.eventId, stored_id: l.storedId, outcome: l.outcome, detail: l.detail };
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
+      customSuccessMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
+      customErrorMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+    }),
+  );
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const store = await deps.store.checkWritable();
+    const body = { status: store.ok ? 'ready' : 'not_ready', config: 'loaded', store: store.ok ? 'ok' : store.error.message };
+    res.status(store.ok ? 200 : 503).json(body);
+  });
+
+  for (const source of deps.sources) {
+    app.post(source.config.path, ...webhookHandlers(source, { store: deps.store, clock, server: deps.config.server }));
+    app.all(source.config.path, (_req, res) => {
+      res.setHeader('allow', 'POST');
+      sendProblem(res, 'method_not_allowed', 'webhooks are delivered with POST');
+    });
+  }
+
+  app.use((req, res) => sendProblem(res, 'not_found', `no route for ${req.method} ${req.path}`));
+  app.use(errorHandler);
+  return app;
+}
+
+// body-parser's errors carry a `type`; anything else is a bug and is logged with its stack.
+const errorHandler: ErrorRequestHandler = (err: { type?: string; status?: number; message?: string }, req, res, _next) => {
+  if (res.headersSent) return;
+  switch (err.type) {
+    case 'entity.too.large':
+      return sendProblem(res, 'body_too_large', `body is larger than the ${(err as { limit?: number }).limit ?? ''} byte limit`);
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return sendProblem(res, 'unsupported_media_type', err.message ?? 'unsupported encoding');
+    case 'request.aborted':
+    case 'request.size.invalid':
+      return sendProblem(res, 'bad_request', err.message ?? 'unreadable body');
+  }
+  req.log.error({ err }, 'unhandled error');
+  sendProblem(res, 'internal_error', 'internal error; see the bridge logs for this request id');
+};

@@ -1,0 +1,35 @@
+import type { Config, SourceConfig } from '../config/schema.js';
+import type { ConfigProblem } from '../config/load.js';
+import { buildVerifier } from '../verify/build.js';
+import type { Clock, Verifier } from '../verify/types.js';
+
+export interface Source {
+  name: string;
+  config: SourceConfig;
+  verify: Verifier;
+  /** Headers stored with the event for debugging: never signatures or credentials. */
+  keptHeaders: readonly string[];
+}
+
+const ALWAYS_KEPT = ['content-type', 'user-agent', 'x-request-id', 'webhook-id', 'webhook-timestamp'];
+
+/** Builds each source's verifier once; key problems come back with their config path. */
+export function buildSources(config: Config, clock: Clock): { ok: true; sources: Source[] } | { ok: false; problems: ConfigProblem[] } {
+  const sources: Source[] = [];
+  const problems: ConfigProblem[] = [];
+  for (const [name, source] of Object.entries(config.sources)) {
+    const built = buildVerifier(source.verify, { clock });
+    if (!built.ok) {
+      problems.push(...built.problems.map((p) => ({ path: `sources.${name}.verify.${p.path}`, message: p.message })));
+      continue;
+    }
+    const extra = source.verify.scheme === 'hmac-sha256' ? [source.verify.timestamp_header, source.verify.delivery_id_header] : [];
+    sources.push({
+      name,
+      config: source,
+      verify: built.verifier,
+      keptHeaders: [...new Set([...ALWAYS_KEPT, ...extra.filter((h): h is string => h !== undefined)])],
+    });
+  }
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, sources };
+}

@@ -1,0 +1,54 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/schema.js';
+import { createApp } from './ingress/app.js';
+import { buildSources } from './ingress/sources.js';
+import type { Logger } from './log/logger.js';
+import { openStore } from './store/open.js';
+import type { Store } from './store/types.js';
+import type { ConfigProblem } from './config/load.js';
+
+export interface Running {
+  url: string;
+  server: Server;
+  store: Store;
+  /** Stops accepting, lets in-flight requests finish (up to the shutdown timeout), closes the store. */
+  stop(): Promise<void>;
+}
+
+export type StartResult = { ok: true; running: Running } | { ok: false; problems: ConfigProblem[] };
+
+export async function startService(config: Config, logger: Logger): Promise<StartResult> {
+  const built = buildSources(config, Date.now);
+  if (!built.ok) return built;
+  const store = openStore(config.store);
+  const app = createApp({ config, sources: built.sources, store, logger });
+
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.server.port, config.server.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  }).catch(async (err: Error) => {
+    await store.close();
+    throw err;
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  logger.info({ url, sources: built.sources.map((s) => ({ name: s.name, path: s.config.path, scheme: s.config.verify.scheme })), store: config.store.url }, 'bridge listening');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      logger.info('shutting down: no new connections, finishing in-flight requests');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => {
+        logger.warn({ timeout_ms: config.server.shutdown_timeout }, 'shutdown timeout: closing remaining connections');
+        server.closeAllConnections();
+      }, config.server.shutdown_timeout);
+      await closed;
+      clearTimeout(timer);
+      await store.close();
+      logger.info('stopped');
+    })());
+
+  return { ok: true, running: { url, server, store, stop } };
+}
