@@ -74,6 +74,8 @@ const jws = z
     /** PEM (SPKI) or JWK JSON; several for rotation. */
     public_keys: z.array(nonEmpty).default([]),
     jwks_url: z.url({ protocol: /^https?$/ }).optional(),
+    /** Least time between two JWKS fetches caused by an unknown `kid` (a flood of bad kids cannot hammer the IdP). */
+    jwks_refresh_cooldown: duration.default(30_000),
     algorithms: z.array(nonEmpty).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
     issuer: nonEmpty.optional(),
     audience: nonEmpty.optional(),

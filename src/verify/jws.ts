@@ -57,8 +57,9 @@ export function jwsVerifier(config: Config, clock: Clock): BuildResult {
 
 function keySet(config: Config): { ok: true; getKey: JWTVerifyGetKey } | { ok: false; problems: KeyProblem[] } {
   if (config.jwks_url) {
-    // jose caches the set and refetches on an unknown `kid` (at most every 30 s).
-    return { ok: true, getKey: createRemoteJWKSet(new URL(config.jwks_url), { timeoutDuration: 5000, cacheMaxAge: 10 * 60_000 }) };
+    // jose caches the set and refetches on an unknown `kid`, at most once per cooldown.
+    const options = { timeoutDuration: 5000, cacheMaxAge: 10 * 60_000, cooldownDuration: config.jwks_refresh_cooldown };
+    return { ok: true, getKey: createRemoteJWKSet(new URL(config.jwks_url), options) };
   }
   const problems: KeyProblem[] = [];
   const keys: JWK[] = [];

@@ -1,0 +1,83 @@
+import { createHmac } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { configFrom } from '../helpers/app.js';
+import { hmacHex } from '../helpers/sign.js';
+import { buildVerifier } from '../../src/verify/build.js';
+import type { Verifier } from '../../src/verify/types.js';
+
+const NOW = 1_764_000_000;
+const body = Buffer.from('{"id":"evt_1"}');
+
+function verifier(verify: Record<string, unknown>): Verifier {
+  const yaml = `sources: { s: { path: /s, verify: ${JSON.stringify({ scheme: 'hmac-sha256', ...verify })} } }`;
+  const built = buildVerifier(configFrom(yaml).sources.s!.verify, { clock: () => NOW * 1000 });
+  if (!built.ok) throw new Error(JSON.stringify(built.problems));
+  return built.verifier;
+}
+
+describe('hmac-sha256', () => {
+  it('accepts a hex digest of the raw body in the default header', async () => {
+    const v = verifier({ secrets: ['s3cret'] });
+    expect(await v({ body, headers: { 'x-planasonix-signature': hmacHex('s3cret', body) } })).toEqual({ ok: true, value: {} });
+  });
+
+  it('accepts base64 in a configured header, with and without the sha256= prefix', async () => {
+    const v = verifier({ secrets: ['s3cret'], header: 'X-Hub-Signature-256', encoding: 'base64', prefix: 'sha256=' });
+    const digest = createHmac('sha256', 's3cret').update(body).digest('base64');
+    expect((await v({ body, headers: { 'x-hub-signature-256': `sha256=${digest}` } })).ok).toBe(true);
+    expect((await v({ body, headers: { 'x-hub-signature-256': digest } })).ok).toBe(true);
+  });
+
+  it('folds the timestamp header into the signed content and checks its tolerance', async () => {
+    const v = verifier({ secrets: ['s3cret'], timestamp_header: 'x-timestamp', tolerance: '5m' });
+    const sign = (ts: number) => hmacHex('s3cret', Buffer.concat([Buffer.from(`${ts}.`), body]));
+    expect((await v({ body, headers: { 'x-planasonix-signature': sign(NOW), 'x-timestamp': String(NOW) } })).ok).toBe(true);
+    expect((await v({ body, headers: { 'x-planasonix-signature': sign(NOW - 300), 'x-timestamp': String(NOW - 300) } })).ok).toBe(true);
+    const stale = await v({ body, headers: { 'x-planasonix-signature': sign(NOW - 301), 'x-timestamp': String(NOW - 301) } });
+    expect(stale.ok || stale.error.reason).toBe('timestamp_out_of_tolerance');
+    // The body alone, without the timestamp, is not what is signed in this mode.
+    const bodyOnly = await v({ body, headers: { 'x-planasonix-signature': hmacHex('s3cret', body), 'x-timestamp': String(NOW) } });
+    expect(bodyOnly.ok || bodyOnly.error.reason).toBe('signature_invalid');
+    const missing = await v({ body, headers: { 'x-planasonix-signature': sign(NOW) } });
+    expect(missing).toEqual({ ok: false, error: { reason: 'signature_missing', message: 'missing header x-timestamp' } });
+  });
+
+  it('rotates: every configured secret is tried; a removed one fails', async () => {
+    const both = verifier({ secrets: ['old', 'new'] });
+    const onlyNew = verifier({ secrets: ['new'] });
+    const signedOld = { body, headers: { 'x-planasonix-signature': hmacHex('old', body) } };
+    expect((await both(signedOld)).ok).toBe(true);
+    expect((await both({ body, headers: { 'x-planasonix-signature': hmacHex('new', body) } })).ok).toBe(true);
+    expect((await onlyNew(signedOld)).ok).toBe(false);
+  });
+
+  it('names the header when it is missing or malformed, and never prints the digest or secret', async () => {
+    const v = verifier({ secrets: ['s3cret'] });
+    expect(await v({ body, headers: {} })).toEqual({ ok: false, error: { reason: 'signature_missing', message: 'missing header x-planasonix-signature' } });
+    const malformed = await v({ body, headers: { 'x-planasonix-signature': 'zz-not-hex' } });
+    expect(malformed.ok || malformed.error.reason).toBe('signature_malformed');
+    const wrong = await v({ body, headers: { 'x-planasonix-signature': hmacHex('other', body) } });
+    expect(wrong.ok).toBe(false);
+    if (!wrong.ok) {
+      expect(wrong.error.reason).toBe('signature_invalid');
+      expect(wrong.error.message).toContain('x-planasonix-signature');
+      expect(wrong.error.message).not.toContain(hmacHex('s3cret', body));
+      expect(wrong.error.message).not.toContain('s3cret');
+    }
+  });
+
+  it('rejects a body changed by one byte', async () => {
+    const v = verifier({ secrets: ['s3cret'] });
+    const changed = Buffer.from(body);
+    changed[3] = changed[3]! ^ 1;
+    expect((await v({ body: changed, headers: { 'x-planasonix-signature': hmacHex('s3cret', body) } })).ok).toBe(false);
+  });
+
+  it('takes the delivery id from a configured header and requires it', async () => {
+    const v = verifier({ secrets: ['s3cret'], delivery_id_header: 'x-delivery' });
+    const headers = { 'x-planasonix-signature': hmacHex('s3cret', body) };
+    expect(await v({ body, headers: { ...headers, 'x-delivery': 'd-1' } })).toEqual({ ok: true, value: { deliveryId: 'd-1' } });
+    const missing = await v({ body, headers });
+    expect(missing.ok || missing.error.reason).toBe('delivery_id_missing');
+  });
+});
