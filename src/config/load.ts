@@ -14,16 +14,19 @@ export type ConfigResult = { ok: true; config: Config } | { ok: false; problems:
 export function parseConfig(text: string, env: Env): ConfigResult {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    return { ok: false, problems: doc.errors.map((e) => ({ path: '(yaml)', message: e.message.split('\n')[0] ?? e.message })) };
+    return { ok: false, problems: doc.errors.map((e) => ({ path: '(yaml)', message: (e.message.split('\n')[0] ?? e.message).replace(/:$/, '') })) };
   }
   const { value, substitutedPaths, problems } = substituteEnv(doc.toJS(), env);
   const parsed = configSchema.safeParse(value ?? {});
   const schemaProblems = parsed.success
     ? []
-    : parsed.error.issues.map((issue) => {
+    : parsed.error.issues.flatMap((issue): ConfigProblem[] => {
+        if (issue.code === 'unrecognized_keys') {
+          return issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown key (misspelt, or not supported by this version)' }));
+        }
         const path = formatPath(issue.path);
         const message = issue.message === 'empty' && substitutedPaths.has(path) ? 'empty after substitution' : issue.message;
-        return { path, message };
+        return [{ path, message }];
       });
   // A missing variable also surfaces as an "empty" schema issue at the same path; say it once.
   const missing = new Set(problems.map((p) => p.path));

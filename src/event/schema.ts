@@ -47,7 +47,7 @@ export function parseEvent(body: Uint8Array): Result<PlanasonixEvent, EventReaso
     const why = err instanceof TypeError ? 'body is not valid UTF-8' : `body is not JSON (${(err as Error).message})`;
     return fail('invalid_json', why);
   }
-  const parsed = eventSchema.safeParse(json);
+  const parsed = eventSchema.safeParse(json, { reportInput: true });
   if (parsed.success) return ok(parsed.data);
   const issue = parsed.error.issues[0];
   const where = issue ? formatPath(issue.path) : '(root)';
