@@ -1,0 +1,145 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { SECRET, tempDir } from '../helpers/app.js';
+import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
+
+// The CLI is tested as users run it: the built entry point in a child process.
+const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+
+let cleanups: (() => void)[] = [];
+afterEach(() => {
+  cleanups.forEach((c) => c());
+  cleanups = [];
+});
+
+/** A temp folder with a config file; `yaml` receives the database path inside that folder. */
+function workspace(yaml: string | ((db: string) => string)) {
+  const temp = tempDir();
+  cleanups.push(temp.cleanup);
+  const db = join(temp.dir, 'bridge.db');
+  const file = join(temp.dir, 'bridge.yaml');
+  writeFileSync(file, typeof yaml === 'string' ? yaml : yaml(db));
+  return { file, db };
+}
+
+const validYaml = (db: string) => `
+server: { host: 127.0.0.1, port: 0 }
+store: { url: "sqlite:${db}" }
+sources:
+  planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["\${SECRET}"] } }
+`;
+
+const run = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env, BRIDGE_CONFIG: '' } });
+
+beforeAll(() => {
+  expect(spawnSync(process.execPath, [CLI, '--help']).status, 'dist/ is built by the test command').toBe(0);
+});
+
+describe('planasonix-bridge check-config', () => {
+  it('exits 0 for a valid file', () => {
+    const ws = workspace(validYaml);
+    const out = run(['check-config', ws.file], { SECRET });
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain('valid');
+  });
+
+  it('exits 1 and lists every problem with its path', () => {
+    const ws = workspace(`
+server: { port: -1 }
+sources:
+  a: { path: /a, verify: { scheme: standard-webhooks, secrets: ["\${UNSET_FOR_TEST}"] } }
+  b: { path: /b, verify: { scheme: standard-webhooks, secrets: ["whsec_%%%"] } }
+`);
+    const out = run(['check-config', ws.file]);
+    expect(out.status).toBe(1);
+    expect(out.stderr).toContain('sources.a.verify.secrets[0]: environment variable UNSET_FOR_TEST is not set');
+    expect(out.stderr).toMatch(/server\.port: /);
+  });
+
+  it('reports key problems (after the schema passes) with their path', () => {
+    const ws = workspace(validYaml);
+    const out = run(['check-config', ws.file], { SECRET: 'whsec_%%%' });
+    expect(out.status).toBe(1);
+    expect(out.stderr).toContain('sources.planasonix.verify.secrets[0]: not base64');
+  });
+
+  it('exits 2 on usage errors', () => {
+    expect(run([]).status).toBe(2);
+    expect(run(['frobnicate', 'x.yaml']).status).toBe(2);
+    expect(run(['check-config']).status).toBe(2);
+  });
+});
+
+function serve(file: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; logs: string[]; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  cleanups.push(() => child.kill('SIGKILL'));
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    child.stderr!.on('data', (d) => logs.push(String(d)));
+    child.stdout!.on('data', (chunk) => {
+      for (const line of String(chunk).split('\n').filter(Boolean)) {
+        logs.push(line);
+        const parsed = JSON.parse(line);
+        if (parsed.msg === 'bridge listening') resolve({ child, url: parsed.url, logs, exited });
+      }
+    });
+    void exited.then((code) => reject(new Error(`exited ${code}: ${logs.join('')}`)));
+  });
+}
+
+function post(url: string, body: string, id: string, beforeEnd?: () => Promise<void>): Promise<{ status: number; body: string }> {
+  const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), ...standardWebhookHeaders(SECRET, id, Math.floor(Date.now() / 1000), body) };
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/webhooks/planasonix`, { method: 'POST', headers }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.write(body.slice(0, 10));
+    void (beforeEnd ?? (async () => {}))().then(() => req.end(body.slice(10)));
+  });
+}
+
+describe('planasonix-bridge serve', () => {
+  it('refuses to start on an invalid config: exit 1, nothing served', () => {
+    const ws = workspace(validYaml);
+    const out = run(['serve', '--config', ws.file]);
+    expect(out.status).toBe(1);
+    expect(out.stderr).toContain('invalid config, not starting');
+  });
+
+  it('serves, and on SIGTERM finishes the in-flight request before exiting 0', async () => {
+    const ws = workspace(validYaml);
+    const { child, url, logs, exited } = await serve(ws.file, { SECRET });
+    const body = JSON.stringify(completionEvent());
+    const answer = post(url, body, 'msg_inflight', async () => {
+      // Let the headers and the first bytes reach the server, so the request is in flight.
+      await new Promise((r) => setTimeout(r, 200));
+      child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    expect((await answer).status).toBe(202);
+    expect(await exited).toBe(0);
+    expect(logs.join('\n')).toContain('"msg":"stopped"');
+  });
+
+  it('keeps an acknowledged event through kill -9', async () => {
+    const ws = workspace(validYaml);
+    const { child, url, exited } = await serve(ws.file, { SECRET });
+    const answer = await post(url, JSON.stringify(completionEvent()), 'msg_kill9');
+    expect(answer.status).toBe(202);
+    child.kill('SIGKILL');
+    await exited;
+    const reopened = new Database(ws.db, { readonly: true });
+    const row = reopened.prepare('SELECT delivery_id FROM events WHERE id = ?').get(JSON.parse(answer.body).id);
+    reopened.close();
+    expect(row).toEqual({ delivery_id: 'msg_kill9' });
+  });
+});
