@@ -18,5 +18,7 @@ export const sqliteMigrations: readonly string[] = [
      UNIQUE (source, delivery_id)
    );
    CREATE INDEX events_received_at ON events (received_at);
-   CREATE INDEX events_pipeline ON events (pipeline_id, received_at);`,
+   CREATE INDEX events_pipeline ON events (pipeline_id, received_at);
+   -- One row rewritten (and rolled back) by the readiness probe: proves a write is possible.
+   CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);`,
 ];

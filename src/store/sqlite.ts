@@ -27,6 +27,8 @@ interface EventRow {
   received_at: string;
 }
 
+const ROLLBACK = Symbol('rollback');
+
 export function openSqliteStore(options: SqliteOptions): Store {
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path, { timeout: options.busyTimeoutMs });
@@ -45,6 +47,7 @@ export function openSqliteStore(options: SqliteOptions): Store {
   );
   const existing = db.prepare<[string, string], { id: string }>('SELECT id FROM events WHERE source = ? AND delivery_id = ?');
   const byId = db.prepare<[string], EventRow>('SELECT * FROM events WHERE id = ?');
+  const probe = db.prepare<[string]>('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)');
 
   return {
     async insertEvent(e: NewEvent) {
@@ -69,14 +72,15 @@ export function openSqliteStore(options: SqliteOptions): Store {
 
     async checkWritable() {
       try {
-        // Takes and releases the write lock: fails if another writer holds it past the
-        // busy timeout or the file cannot be written.
-        db.exec('BEGIN IMMEDIATE; ROLLBACK;');
-        return ok(true as const);
+        // A real row write, rolled back: BEGIN alone succeeds even on a read-only file.
+        db.transaction(() => {
+          probe.run(new Date().toISOString());
+          throw ROLLBACK;
+        })();
       } catch (err) {
-        if (db.inTransaction) db.exec('ROLLBACK');
-        return fail('store_unavailable', `SQLite: ${(err as Error).message}`);
+        if (err !== ROLLBACK) return fail('store_unavailable', `SQLite: ${(err as Error).message}`);
       }
+      return ok(true as const);
     },
 
     async close() {
@@ -86,14 +90,22 @@ export function openSqliteStore(options: SqliteOptions): Store {
 }
 
 function migrate(db: Database.Database): void {
+  // Reading first means a current schema needs no write at all, so a read-only file still
+  // opens (and then answers 503) instead of crashing the start.
+  if (schemaVersion(db) === sqliteMigrations.length) return;
   db.transaction(() => {
-    const current = db.pragma('user_version', { simple: true }) as number;
-    if (current > sqliteMigrations.length) {
-      throw new Error(`database schema version ${current} is newer than this bridge knows (${sqliteMigrations.length}); upgrade the bridge`);
-    }
+    const current = schemaVersion(db);
     for (let v = current; v < sqliteMigrations.length; v++) db.exec(sqliteMigrations[v]!);
     db.pragma(`user_version = ${sqliteMigrations.length}`);
   }).immediate();
+}
+
+function schemaVersion(db: Database.Database): number {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > sqliteMigrations.length) {
+    throw new Error(`database schema version ${version} is newer than this bridge knows (${sqliteMigrations.length}); upgrade the bridge`);
+  }
+  return version;
 }
 
 function toEvent(row: EventRow): StoredEvent {

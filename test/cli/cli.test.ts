@@ -1,10 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET, tempDir } from '../helpers/app.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
 import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
 
 // The CLI is tested as users run it: the built entry point in a child process.
@@ -75,8 +76,15 @@ sources:
   });
 });
 
-function serve(file: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; logs: string[]; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** As root, file permissions do not bind, so the bridge runs as `nobody` for read-only tests. */
+function asUnprivileged(args: string[]): [string, string[]] {
+  return process.getuid?.() === 0 ? ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, ...args]] : [process.execPath, args];
+}
+
+function serve(file: string, env: Record<string, string>, unprivileged = false): Promise<{ child: ChildProcess; url: string; logs: string[]; exited: Promise<number | null> }> {
+  const args = [CLI, 'serve', '--config', file];
+  const [command, argv] = unprivileged ? asUnprivileged(args) : [process.execPath, args];
+  const child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(() => child.kill('SIGKILL'));
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -141,5 +149,27 @@ describe('planasonix-bridge serve', () => {
     const row = reopened.prepare('SELECT delivery_id FROM events WHERE id = ?').get(JSON.parse(answer.body).id);
     reopened.close();
     expect(row).toEqual({ delivery_id: 'msg_kill9' });
+  });
+
+  // Needs the checkout to be readable by `nobody` when the tests run as root.
+  const [probeCmd, probeArgs] = asUnprivileged([CLI, '--help']);
+  const unprivilegedCanRun = spawnSync(probeCmd, probeArgs).status === 0;
+  it.skipIf(!unprivilegedCanRun)('on a read-only database file: starts, reports not ready, answers 503 and writes nothing', async () => {
+    const ws = workspace(validYaml);
+    openSqliteStore({ path: ws.db, busyTimeoutMs: 100 }).close();
+    const dir = dirname(ws.db);
+    if (process.getuid?.() === 0) spawnSync('chown', ['-R', 'nobody', dir]);
+    chmodSync(dir, 0o755);
+    chmodSync(ws.db, 0o444);
+    const { url } = await serve(ws.file, { SECRET }, true);
+    const ready = await fetch(`${url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'not_ready', store: expect.stringMatching(/readonly/) });
+    const answer = await post(url, JSON.stringify(completionEvent()), 'msg_readonly');
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.body)).toEqual({ error: 'store_unavailable', message: 'the event could not be stored; retry later' });
+    const db = new Database(ws.db, { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 });
+    db.close();
   });
 });
