@@ -9,6 +9,8 @@ import { buildSources } from '../../src/ingress/sources.js';
 import { createLogger } from '../../src/log/logger.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Store } from '../../src/store/types.js';
+import { buildVerifier } from '../../src/verify/build.js';
+import type { Verifier } from '../../src/verify/types.js';
 
 export const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
@@ -60,4 +62,12 @@ export function testApp(options: { yaml?: string; clock?: () => number; busyTime
       temp.cleanup();
     },
   };
+}
+
+/** A verifier built from YAML-shaped options, exactly as config loading builds it. */
+export function verifierFor(scheme: string, verify: Record<string, unknown>, clock: () => number): Verifier {
+  const yaml = `sources: { s: { path: /s, verify: ${JSON.stringify({ scheme, ...verify })} } }`;
+  const built = buildVerifier(configFrom(yaml).sources.s!.verify, { clock });
+  if (!built.ok) throw new Error(JSON.stringify(built.problems));
+  return built.verifier;
 }

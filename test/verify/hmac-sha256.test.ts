@@ -1,19 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { configFrom } from '../helpers/app.js';
+import { verifierFor } from '../helpers/app.js';
 import { hmacHex } from '../helpers/sign.js';
-import { buildVerifier } from '../../src/verify/build.js';
-import type { Verifier } from '../../src/verify/types.js';
 
 const NOW = 1_764_000_000;
 const body = Buffer.from('{"id":"evt_1"}');
 
-function verifier(verify: Record<string, unknown>): Verifier {
-  const yaml = `sources: { s: { path: /s, verify: ${JSON.stringify({ scheme: 'hmac-sha256', ...verify })} } }`;
-  const built = buildVerifier(configFrom(yaml).sources.s!.verify, { clock: () => NOW * 1000 });
-  if (!built.ok) throw new Error(JSON.stringify(built.problems));
-  return built.verifier;
-}
+const verifier = (verify: Record<string, unknown>) => verifierFor('hmac-sha256', verify, () => NOW * 1000);
 
 describe('hmac-sha256', () => {
   it('accepts a hex digest of the raw body in the default header', async () => {

@@ -2,20 +2,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configFrom } from '../helpers/app.js';
+import { configFrom, verifierFor } from '../helpers/app.js';
 import { bodySha256 } from '../helpers/sign.js';
 import { buildVerifier } from '../../src/verify/build.js';
-import type { Verifier } from '../../src/verify/types.js';
 
 const NOW = 1_764_000_000;
 const body = Buffer.from('{"id":"evt_1","data":{}}');
 
-function verifier(verify: Record<string, unknown>): Verifier {
-  const yaml = `sources: { s: { path: /s, verify: ${JSON.stringify({ scheme: 'jws', ...verify })} } }`;
-  const built = buildVerifier(configFrom(yaml).sources.s!.verify, { clock: () => NOW * 1000 });
-  if (!built.ok) throw new Error(JSON.stringify(built.problems));
-  return built.verifier;
-}
+const verifier = (verify: Record<string, unknown>) => verifierFor('jws', verify, () => NOW * 1000);
 
 async function token(key: CryptoKey, opts: { kid?: string; iat?: number; exp?: number; iss?: string; aud?: string; claims?: Record<string, unknown>; alg?: string } = {}) {
   const jwt = new SignJWT({ body_sha256: bodySha256(body), ...opts.claims })

@@ -1,21 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { configFrom } from '../helpers/app.js';
+import { configFrom, verifierFor } from '../helpers/app.js';
 import { ed25519Signature, standardWebhookHeaders, vectors } from '../helpers/sign.js';
 import { buildVerifier } from '../../src/verify/build.js';
-import type { VerifyConfig } from '../../src/config/schema.js';
-import type { Verifier } from '../../src/verify/types.js';
 
 const sym = vectors.symmetric;
 const asym = vectors.asymmetric_ed25519;
 const at = (seconds: number) => () => seconds * 1000;
 
-function verifier(verify: Record<string, unknown>, clock = at(sym.timestamp)): Verifier {
-  const yaml = `sources: { s: { path: /s, verify: ${JSON.stringify({ scheme: 'standard-webhooks', ...verify })} } }`;
-  const built = buildVerifier(configFrom(yaml).sources.s!.verify as VerifyConfig, { clock });
-  if (!built.ok) throw new Error(JSON.stringify(built.problems));
-  return built.verifier;
-}
+const verifier = (verify: Record<string, unknown>, clock = at(sym.timestamp)) => verifierFor('standard-webhooks', verify, clock);
 
 const request = (headers: Record<string, string>, payload: string = sym.payload) => ({ body: Buffer.from(payload), headers });
 const symHeaders = (signature = sym.signature) => ({ 'webhook-id': sym.id, 'webhook-timestamp': String(sym.timestamp), 'webhook-signature': signature });
