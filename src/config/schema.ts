@@ -1,6 +1,8 @@
 import bytes from 'bytes';
 import ms from 'ms';
 import { z } from 'zod';
+import { compilePattern, compileWhere, MATCH_FIELDS, type FieldTest, type MatchField } from '../route/match.js';
+import { compile, type Template } from '../route/template.js';
 
 // Values that may come from `${VAR}` arrive as strings, so numbers accept digit strings too.
 const integer = (min: number) =>
@@ -103,6 +105,99 @@ const source = z.strictObject({
 
 const sqliteUrl = /^sqlite:(.+)$/;
 
+// --- Airflow instances --------------------------------------------------------------
+
+const airflowAuth = z.discriminatedUnion('type', [
+  /** v2: exchanged for a JWT at /auth/token and renewed; v1: HTTP basic auth. */
+  z.strictObject({ type: z.literal('password'), username: nonEmpty, password: nonEmpty }),
+  z.strictObject({ type: z.literal('bearer'), token: nonEmpty }),
+  z.strictObject({ type: z.literal('none') }),
+]);
+
+const airflowInstance = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
+  api: z.enum(['v2', 'v1']).default('v2'),
+  auth: airflowAuth,
+  /** Per request: connect, headers and body each. */
+  timeout: duration.default(10_000),
+  max_in_flight: integer(1).default(8),
+  retry: z
+    .strictObject({
+      max_attempts: integer(1).default(10),
+      initial_delay: duration.default(1_000),
+      max_delay: duration.default(300_000),
+    })
+    .prefault({}),
+  circuit_breaker: z
+    .strictObject({
+      failures: integer(1).default(5),
+      cooldown: duration.default(30_000),
+    })
+    .prefault({}),
+});
+
+// --- Routes ---------------------------------------------------------------------------
+
+const pattern = z.union([nonEmpty, z.array(nonEmpty).min(1)]);
+
+/** A string or tree of templates, compiled here so a syntax error is a config error with its path. */
+const toTemplate = (value: unknown, ctx: z.RefinementCtx): Template => {
+  const compiled = compile(value);
+  if (compiled.ok) return compiled.template;
+  for (const problem of compiled.problems) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
+  return z.NEVER;
+};
+const stringTemplate = z.string().transform(toTemplate);
+
+const where = z.string().transform((text, ctx) => {
+  const compiled = compileWhere(text);
+  if (compiled.ok) return compiled.where;
+  ctx.addIssue({ code: 'custom', message: compiled.message });
+  return z.NEVER;
+});
+
+const match = z
+  .strictObject({
+    ...(Object.fromEntries(Object.keys(MATCH_FIELDS).map((f) => [f, pattern.optional()])) as Record<MatchField, z.ZodOptional<typeof pattern>>),
+    tags: z.record(z.string(), pattern).optional(),
+    where: where.optional(),
+  })
+  .transform(({ tags, where: condition, ...fields }) => {
+    const tests: FieldTest[] = [];
+    for (const [field, value] of Object.entries(fields) as [MatchField, z.output<typeof pattern> | undefined][]) {
+      if (value !== undefined) tests.push({ field, read: MATCH_FIELDS[field], pattern: value, test: compilePattern(value) });
+    }
+    for (const [key, value] of Object.entries(tags ?? {})) {
+      tests.push({ field: `tags.${key}`, read: (e) => e.data.tags?.[key], pattern: value, test: compilePattern(value) });
+    }
+    return { tests, where: condition };
+  });
+
+export const DEFAULT_DAG_RUN_ID = 'planasonix__{{ data.run_id }}__{{ route.name }}';
+
+const trigger = z.strictObject({
+  airflow: nonEmpty.default('default'),
+  dag_id: z.string().regex(/^[A-Za-z0-9_.-]{1,250}$/, 'not a valid Airflow dag_id'),
+  conf: z.record(z.string(), z.unknown()).transform(toTemplate).prefault({}),
+  dag_run_id: stringTemplate.prefault(DEFAULT_DAG_RUN_ID),
+  note: stringTemplate.optional(),
+  /** Rendered, then sent as ISO 8601; null (Airflow picks "now"-less manual runs) when absent. */
+  logical_date: stringTemplate.optional(),
+});
+
+const route = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'route names use letters, digits, _, . and -'),
+  match,
+  trigger,
+});
+
+const dispatch = z.strictObject({
+  /** A job claimed by a process that died is claimed again after this. */
+  lease: duration.default(30_000),
+  /** How often due retries are looked for; new jobs are dispatched at once, not polled. */
+  poll_interval: duration.default(1_000),
+});
+
 export const configSchema = z
   .strictObject({
     server: z
@@ -124,6 +219,9 @@ export const configSchema = z
       .prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
     sources: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'source names use letters, digits, _ and -'), source),
+    airflow: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'Airflow instance names use letters, digits, _ and -'), airflowInstance).default({}),
+    routes: z.array(route).default([]),
+    dispatch: dispatch.prefault({}),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, string>();
@@ -135,12 +233,23 @@ export const configSchema = z
     if (Object.keys(config.sources).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['sources'], message: 'configure at least one source' });
     }
+    const names = new Set<string>();
+    config.routes.forEach((r, i) => {
+      if (names.has(r.name)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `another route is already named "${r.name}"` });
+      names.add(r.name);
+      if (!(r.trigger.airflow in config.airflow)) {
+        const known = Object.keys(config.airflow);
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'trigger', 'airflow'], message: `no Airflow instance "${r.trigger.airflow}" under airflow: (${known.length ? `configured: ${known.join(', ')}` : 'none configured'})` });
+      }
+    });
   });
 
 export type Config = z.output<typeof configSchema>;
 export type SourceConfig = Config['sources'][string];
 export type VerifyConfig = z.output<typeof verifySchema>;
 export type RateLimitConfig = z.output<typeof rateLimit>;
+export type AirflowConfig = z.output<typeof airflowInstance>;
+export type RouteConfig = z.output<typeof route>;
 
 export function sqlitePath(url: string): string {
   return (sqliteUrl.exec(url)?.[1] ?? '').replace(/^\/\/(?=\/)/, '');

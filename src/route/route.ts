@@ -1,0 +1,91 @@
+import type { RouteConfig } from '../config/schema.js';
+import type { PlanasonixEvent } from '../event/schema.js';
+import { sanitiseRunId } from './run-id.js';
+import type { Scope } from './template.js';
+
+/** Why a route did or did not match; kept for explain and logs. */
+export interface RouteDecision {
+  route: string;
+  matched: boolean;
+  /** For a miss, the first test that failed; for a hit, empty. */
+  reason?: string;
+}
+
+/** The exact body sent to `POST /dags/{dag_id}/dagRuns` (DESIGN §5: no other keys). */
+export interface TriggerRequest {
+  dag_run_id: string;
+  logical_date: string | null;
+  conf: Record<string, unknown>;
+  note: string | null;
+}
+
+export interface PlannedJob {
+  route: string;
+  airflow: string;
+  dagId: string;
+  /** Undefined when rendering failed: the job is stored dead with `error`. */
+  request?: TriggerRequest;
+  error?: string;
+}
+
+export interface Routed {
+  decisions: RouteDecision[];
+  jobs: PlannedJob[];
+}
+
+export function routeEvent(event: PlanasonixEvent, source: string, routes: readonly RouteConfig[]): Routed {
+  const decisions: RouteDecision[] = [];
+  const jobs: PlannedJob[] = [];
+  for (const route of routes) {
+    const miss = firstMiss(event, route);
+    decisions.push(miss === undefined ? { route: route.name, matched: true } : { route: route.name, matched: false, reason: miss });
+    if (miss === undefined) jobs.push(planJob(event, source, route));
+  }
+  return { decisions, jobs };
+}
+
+function firstMiss(event: PlanasonixEvent, route: RouteConfig): string | undefined {
+  for (const test of route.match.tests) {
+    const value = test.read(event);
+    if (value === undefined) return `${test.field} is absent (route wants ${JSON.stringify(test.pattern)})`;
+    if (!test.test(value)) return `${test.field} is ${JSON.stringify(value)}, route wants ${JSON.stringify(test.pattern)}`;
+  }
+  if (route.match.where) {
+    const result = route.match.where.evaluate({ event, data: event.data });
+    if (!result.ok) return `${result.message} (${route.match.where.text})`;
+    if (!result.value) return `where is false: ${route.match.where.text}`;
+  }
+  return undefined;
+}
+
+function planJob(event: PlanasonixEvent, source: string, route: RouteConfig): PlannedJob {
+  const t = route.trigger;
+  const base = { route: route.name, airflow: t.airflow, dagId: t.dag_id };
+  const scope: Scope = { event, data: event.data, route: { name: route.name, dag_id: t.dag_id, airflow: t.airflow }, source: { name: source } };
+
+  const conf = t.conf.render(scope);
+  if (!conf.ok) return { ...base, error: `conf: ${conf.message}` };
+  const runId = t.dag_run_id.render(scope);
+  if (!runId.ok) return { ...base, error: `dag_run_id: ${runId.message}` };
+  const note = t.note?.render(scope) ?? { ok: true as const, value: null };
+  if (!note.ok) return { ...base, error: `note: ${note.message}` };
+
+  let logicalDate: string | null = null;
+  if (t.logical_date) {
+    const rendered = t.logical_date.render(scope);
+    if (!rendered.ok) return { ...base, error: `logical_date: ${rendered.message}` };
+    const date = new Date(String(rendered.value));
+    if (rendered.value === null || Number.isNaN(date.getTime())) return { ...base, error: `logical_date: ${JSON.stringify(rendered.value)} is not a date` };
+    logicalDate = date.toISOString();
+  }
+
+  return {
+    ...base,
+    request: {
+      dag_run_id: sanitiseRunId(String(runId.value)),
+      logical_date: logicalDate,
+      conf: conf.value as Record<string, unknown>,
+      note: note.value === null ? null : String(note.value),
+    },
+  };
+}
