@@ -15,6 +15,8 @@ export interface AppDeps {
   store: Store;
   logger: Logger;
   clock?: Clock;
+  /** Wakes the dispatcher after jobs are committed. */
+  onJobs?: () => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -41,7 +43,7 @@ export function createApp(deps: AppDeps): Express {
       },
       customProps: (_req, res) => {
         const l = (res as unknown as { locals?: Record<string, unknown> }).locals ?? {};
-        return { source: l.source, delivery_id: l.deliveryId, event_id: l.eventId, stored_id: l.storedId, outcome: l.outcome, detail: l.detail };
+        return { source: l.source, delivery_id: l.deliveryId, event_id: l.eventId, stored_id: l.storedId, outcome: l.outcome, detail: l.detail, routes: l.routes };
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
       customSuccessMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
@@ -60,7 +62,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   for (const source of deps.sources) {
-    app.post(source.config.path, ...webhookHandlers(source, { store: deps.store, clock, server: deps.config.server }));
+    app.post(source.config.path, ...webhookHandlers(source, { store: deps.store, clock, server: deps.config.server, routes: () => deps.config.routes, onJobs: deps.onJobs ?? (() => {}) }));
     app.all(source.config.path, (_req, res) => {
       res.setHeader('allow', 'POST');
       sendProblem(res, 'method_not_allowed', 'webhooks are delivered with POST');

@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import type { Config } from '../config/schema.js';
+import type { Config, RouteConfig } from '../config/schema.js';
+import { routeEvent } from '../route/route.js';
 import { parseEvent } from '../event/schema.js';
 import type { Store } from '../store/types.js';
 import type { Clock } from '../verify/types.js';
@@ -11,6 +12,10 @@ export interface WebhookDeps {
   store: Store;
   clock: Clock;
   server: Config['server'];
+  /** Read per request, so a reloaded config applies to the next delivery. */
+  routes: () => readonly RouteConfig[];
+  /** Told after a commit that created jobs, so dispatch starts without polling delay. */
+  onJobs: () => void;
 }
 
 /** DESIGN §1 order: content type → size → rate limit → signature → schema → dedupe + insert. */
@@ -57,6 +62,8 @@ function accept(source: Source, deps: WebhookDeps): RequestHandler {
     res.locals.deliveryId = deliveryId;
     res.locals.eventId = event.value.id;
 
+    // Routing is pure (config + event), so its decision commits in the same transaction as the event.
+    const routed = routeEvent(event.value, source.name, deps.routes());
     const stored = await deps.store.insertEvent({
       source: source.name,
       deliveryId,
@@ -68,11 +75,13 @@ function accept(source: Source, deps: WebhookDeps): RequestHandler {
       headers: keptHeaders(req, source.keptHeaders),
       body,
       receivedAt: new Date(deps.clock()),
-    });
+    }, routed.jobs);
     if (!stored.ok) return sendProblem(res, stored.error.reason, 'the event could not be stored; retry later');
+    if (!stored.value.duplicate && routed.jobs.length > 0) deps.onJobs();
 
     res.locals.outcome = stored.value.duplicate ? 'duplicate' : 'accepted';
     res.locals.storedId = stored.value.id;
+    res.locals.routes = routed.jobs.map((j) => j.route);
     res.status(stored.value.duplicate ? 200 : 202).json({ id: stored.value.id, event_id: event.value.id, duplicate: stored.value.duplicate });
   };
 }

@@ -21,4 +21,40 @@ export const sqliteMigrations: readonly string[] = [
    CREATE INDEX events_pipeline ON events (pipeline_id, received_at);
    -- One row rewritten (and rolled back) by the readiness probe: proves a write is possible.
    CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);`,
+  `UPDATE events SET status = 'unrouted' WHERE status = 'received';
+   CREATE TABLE jobs (
+     id              TEXT    PRIMARY KEY,
+     event_id        TEXT    NOT NULL REFERENCES events (id),
+     route           TEXT    NOT NULL,
+     airflow         TEXT    NOT NULL,
+     dag_id          TEXT    NOT NULL,
+     dag_run_id      TEXT,
+     request         TEXT,
+     state           TEXT    NOT NULL CHECK (state IN ('pending', 'done', 'dead')),
+     attempts        INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     lease_owner     TEXT,
+     lease_until     INTEGER,
+     last_error      TEXT,
+     airflow_state   TEXT,
+     received_at     INTEGER NOT NULL,
+     created_at      INTEGER NOT NULL,
+     updated_at      INTEGER NOT NULL,
+     done_at         INTEGER,
+     UNIQUE (event_id, route)
+   );
+   CREATE INDEX jobs_due ON jobs (airflow, state, next_attempt_at);
+   CREATE INDEX jobs_state ON jobs (state, updated_at);
+   CREATE TABLE attempts (
+     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+     job_id        TEXT    NOT NULL REFERENCES jobs (id),
+     n             INTEGER NOT NULL,
+     started_at    INTEGER NOT NULL,
+     duration_ms   INTEGER NOT NULL,
+     http_status   INTEGER,
+     outcome       TEXT    NOT NULL,
+     detail        TEXT    NOT NULL,
+     next_retry_at INTEGER,
+     UNIQUE (job_id, n)
+   );`,
 ];

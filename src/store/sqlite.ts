@@ -3,12 +3,15 @@ import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
+import type { TriggerRequest } from '../route/route.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
-import type { EventStatus, NewEvent, Store, StoredEvent } from './types.js';
+import type { Attempt, AttemptOutcome, EventStatus, Job, JobState, NewEvent, NewJob, Store, StoredEvent } from './types.js';
 
 export interface SqliteOptions {
   path: string;
   busyTimeoutMs: number;
+  /** Injected so lease and retry tests are exact. */
+  clock?: () => number;
 }
 
 interface EventRow {
@@ -27,9 +30,46 @@ interface EventRow {
   received_at: string;
 }
 
+interface JobRow {
+  id: string;
+  event_id: string;
+  route: string;
+  airflow: string;
+  dag_id: string;
+  dag_run_id: string | null;
+  request: string | null;
+  state: JobState;
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_error: string | null;
+  airflow_state: string | null;
+  received_at: number;
+  created_at: number;
+  updated_at: number;
+  done_at: number | null;
+}
+
+interface AttemptRow {
+  job_id: string;
+  n: number;
+  started_at: number;
+  duration_ms: number;
+  http_status: number | null;
+  outcome: AttemptOutcome;
+  detail: string;
+  next_retry_at: number | null;
+}
+
 const ROLLBACK = Symbol('rollback');
 
+/**
+ * One process owns a SQLite file (several replicas use PostgreSQL), so leases left in the
+ * file belong to a process that is gone: they are cleared on open and its jobs resume at once.
+ */
 export function openSqliteStore(options: SqliteOptions): Store {
+  const clock = options.clock ?? Date.now;
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path, { timeout: options.busyTimeoutMs });
   db.pragma('journal_mode = WAL');
@@ -38,25 +78,79 @@ export function openSqliteStore(options: SqliteOptions): Store {
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   migrate(db);
+  if (!db.readonly) {
+    try {
+      db.prepare('UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL').run();
+    } catch {
+      // A read-only file: nothing to recover, and readiness reports the problem.
+    }
+  }
 
-  const insert = db.prepare<unknown[], { id: string }>(
+  const insertEventRow = db.prepare<unknown[], { id: string }>(
     `INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?, ?)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (source, delivery_id) DO NOTHING
      RETURNING id`,
   );
+  const insertJobRow = db.prepare(
+    `INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, next_attempt_at, last_error, received_at, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
   const existing = db.prepare<[string, string], { id: string }>('SELECT id FROM events WHERE source = ? AND delivery_id = ?');
-  const byId = db.prepare<[string], EventRow>('SELECT * FROM events WHERE id = ?');
+  const eventById = db.prepare<[string], EventRow>('SELECT * FROM events WHERE id = ?');
+  const jobById = db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE id = ?');
+  const jobsByEvent = db.prepare<[string], JobRow>('SELECT * FROM jobs WHERE event_id = ? ORDER BY created_at, route');
+  const attemptsByJob = db.prepare<[string], AttemptRow>('SELECT * FROM attempts WHERE job_id = ? ORDER BY n');
+  const claim = db.prepare<[string, number, string, number, number, number], JobRow>(
+    `UPDATE jobs SET lease_owner = ?, lease_until = ?
+     WHERE id IN (
+       SELECT id FROM jobs
+       WHERE airflow = ? AND state = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+       ORDER BY next_attempt_at LIMIT ?)
+     RETURNING *`,
+  );
+  const leaseHolder = db.prepare<[string], { lease_owner: string | null; attempts: number }>('SELECT lease_owner, attempts FROM jobs WHERE id = ?');
+  const insertAttempt = db.prepare(
+    `INSERT INTO attempts (job_id, n, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
+     VALUES (?, (SELECT count(*) + 1 FROM attempts WHERE job_id = ?), ?, ?, ?, ?, ?, ?)`,
+  );
+  const updateJob = db.prepare(
+    `UPDATE jobs SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, airflow_state = coalesce(?, airflow_state),
+       dag_run_id = coalesce(?, dag_run_id), done_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL
+     WHERE id = ?`,
+  );
+  const release = db.prepare(
+    'UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?',
+  );
+  const nextDue = db.prepare<[], { at: number | null }>("SELECT min(next_attempt_at) AS at FROM jobs WHERE state = 'pending'");
+  const replay = db.prepare(
+    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL WHERE id = ? AND state = 'dead' AND request IS NOT NULL",
+  );
   const probe = db.prepare<[string]>('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)');
 
+  const insertWithJobs = db.transaction((e: NewEvent, jobs: readonly NewJob[]) => {
+    const id = randomUUID();
+    const row = insertEventRow.get(
+      id, e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId,
+      jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt.toISOString(),
+    );
+    if (!row) return undefined;
+    const now = clock();
+    const received = e.receivedAt.getTime();
+    for (const job of jobs) {
+      insertJobRow.run(
+        randomUUID(), id, job.route, job.airflow, job.dagId, job.request?.dag_run_id ?? null,
+        job.request ? JSON.stringify(job.request) : null, job.request ? 'pending' : 'dead', received, job.error ?? null, received, now, now,
+      );
+    }
+    return id;
+  });
+
   return {
-    async insertEvent(e: NewEvent) {
+    async insertEvent(e, jobs) {
       try {
-        const row = insert.get(
-          randomUUID(), e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId,
-          JSON.stringify(e.headers), e.body, e.receivedAt.toISOString(),
-        );
-        if (row) return ok({ id: row.id, duplicate: false });
+        const id = insertWithJobs.immediate(e, jobs);
+        if (id) return ok({ id, duplicate: false });
         const earlier = existing.get(e.source, e.deliveryId);
         if (!earlier) return fail('store_unavailable', 'insert reported a duplicate that cannot be read back');
         return ok({ id: earlier.id, duplicate: true });
@@ -65,9 +159,57 @@ export function openSqliteStore(options: SqliteOptions): Store {
       }
     },
 
-    async getEvent(id: string) {
-      const row = byId.get(id);
+    async getEvent(id) {
+      const row = eventById.get(id);
       return row ? toEvent(row) : undefined;
+    },
+
+    async claimJobs({ airflow, now, limit, leaseMs, owner }) {
+      return claim.all(owner, now + leaseMs, airflow, now, now, limit).map(toJob);
+    },
+
+    async finishAttempt(jobId, owner, attempt, update) {
+      return db.transaction(() => {
+        if (leaseHolder.get(jobId)?.lease_owner !== owner) return false;
+        insertAttempt.run(jobId, jobId, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt);
+        const now = clock();
+        updateJob.run(
+          update.state,
+          update.state === 'pending' ? update.nextAttemptAt : now,
+          update.state === 'done' ? null : update.error,
+          update.state === 'done' ? update.airflowState : null,
+          update.state === 'done' ? update.dagRunId : null,
+          update.state === 'pending' ? null : now,
+          now,
+          jobId,
+        );
+        return true;
+      }).immediate();
+    },
+
+    async releaseJob(jobId, owner, nextAttemptAt) {
+      release.run(nextAttemptAt, clock(), jobId, owner);
+    },
+
+    async nextDueAt() {
+      return nextDue.get()?.at ?? undefined;
+    },
+
+    async getJob(id) {
+      const row = jobById.get(id);
+      return row ? toJob(row) : undefined;
+    },
+
+    async jobsOfEvent(eventId) {
+      return jobsByEvent.all(eventId).map(toJob);
+    },
+
+    async attemptsOfJob(jobId) {
+      return attemptsByJob.all(jobId).map(toAttempt);
+    },
+
+    async replayJob(id, now) {
+      return replay.run(now, now, id).changes === 1;
     },
 
     async checkWritable() {
@@ -123,5 +265,39 @@ function toEvent(row: EventRow): StoredEvent {
     headers: JSON.parse(row.headers) as Record<string, string>,
     body: row.body,
     receivedAt: new Date(row.received_at),
+  };
+}
+
+function toJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    route: row.route,
+    airflow: row.airflow,
+    dagId: row.dag_id,
+    dagRunId: row.dag_run_id,
+    request: row.request === null ? null : (JSON.parse(row.request) as TriggerRequest),
+    state: row.state,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error,
+    airflowState: row.airflow_state,
+    receivedAt: row.received_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    doneAt: row.done_at,
+  };
+}
+
+function toAttempt(row: AttemptRow): Attempt {
+  return {
+    jobId: row.job_id,
+    n: row.n,
+    startedAt: row.started_at,
+    durationMs: row.duration_ms,
+    httpStatus: row.http_status,
+    outcome: row.outcome,
+    detail: row.detail,
+    nextRetryAt: row.next_retry_at,
   };
 }

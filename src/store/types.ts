@@ -1,4 +1,5 @@
 import type { Result } from '../errors/result.js';
+import type { TriggerRequest } from '../route/route.js';
 
 /** What ingress hands to the store: a verified, parsed delivery and the exact bytes received. */
 export interface NewEvent {
@@ -16,13 +17,67 @@ export interface NewEvent {
   receivedAt: Date;
 }
 
-export type EventStatus = 'received';
+/** `routed`: at least one trigger job; `unrouted`: no route matched (visible, not an error). */
+export type EventStatus = 'routed' | 'unrouted';
 
 export interface StoredEvent extends NewEvent {
   id: string;
   seq: number;
   status: EventStatus;
 }
+
+/** One trigger job per matching route, written in the same transaction as its event. */
+export interface NewJob {
+  route: string;
+  airflow: string;
+  dagId: string;
+  /** Absent when the route's templates could not be rendered: the job starts dead with `error`. */
+  request?: TriggerRequest;
+  error?: string;
+}
+
+export type JobState = 'pending' | 'done' | 'dead';
+
+export interface Job {
+  id: string;
+  eventId: string;
+  route: string;
+  airflow: string;
+  dagId: string;
+  dagRunId: string | null;
+  request: TriggerRequest | null;
+  state: JobState;
+  /** Attempts since the job was created or last replayed. */
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  airflowState: string | null;
+  createdAt: number;
+  updatedAt: number;
+  doneAt: number | null;
+  /** When the event was received: dispatch latency is measured from here. */
+  receivedAt: number;
+}
+
+export interface Attempt {
+  jobId: string;
+  n: number;
+  startedAt: number;
+  durationMs: number;
+  httpStatus: number | null;
+  outcome: AttemptOutcome;
+  detail: string;
+  nextRetryAt: number | null;
+}
+
+/** triggered (2xx), exists (409: an earlier attempt or replay already made it), retry, dead (gave up). */
+export type AttemptOutcome = 'triggered' | 'exists' | 'retry' | 'dead';
+
+/** How an attempt changes its job; applied with the attempt row in one transaction. */
+export type JobUpdate =
+  | { state: 'done'; airflowState: string | null; dagRunId: string }
+  | { state: 'pending'; nextAttemptAt: number; error: string }
+  | { state: 'dead'; error: string };
 
 export interface Inserted {
   id: string;
@@ -31,14 +86,35 @@ export interface Inserted {
 
 export type StoreReason = 'store_unavailable';
 
+export interface ClaimOptions {
+  airflow: string;
+  now: number;
+  limit: number;
+  leaseMs: number;
+  owner: string;
+}
+
 /**
  * The one seam between the bridge and its database. Everything is async so that the
  * PostgreSQL implementation for several replicas fits the same shape.
  */
 export interface Store {
-  /** Commits the event (or finds the earlier delivery) before resolving. */
-  insertEvent(event: NewEvent): Promise<Result<Inserted, StoreReason>>;
+  /** Commits the event and its jobs (or finds the earlier delivery) before resolving. */
+  insertEvent(event: NewEvent, jobs: readonly NewJob[]): Promise<Result<Inserted, StoreReason>>;
   getEvent(id: string): Promise<StoredEvent | undefined>;
+  /** Due pending jobs for one Airflow instance, leased to `owner` until now + leaseMs. */
+  claimJobs(options: ClaimOptions): Promise<Job[]>;
+  /** Records an attempt and its effect; ignored (false) if `owner` no longer holds the lease. */
+  finishAttempt(jobId: string, owner: string, attempt: Omit<Attempt, 'jobId' | 'n'>, update: JobUpdate): Promise<boolean>;
+  /** Gives a claimed job back unattempted (circuit open, shutting down). */
+  releaseJob(jobId: string, owner: string, nextAttemptAt: number): Promise<void>;
+  /** Earliest `nextAttemptAt` among pending jobs, if any. */
+  nextDueAt(): Promise<number | undefined>;
+  getJob(id: string): Promise<Job | undefined>;
+  jobsOfEvent(eventId: string): Promise<Job[]>;
+  attemptsOfJob(jobId: string): Promise<Attempt[]>;
+  /** Dead job → pending now, attempts counted afresh. Returns false if the job is not dead. */
+  replayJob(id: string, now: number): Promise<boolean>;
   /** Resolves when a write could be committed now (readiness). */
   checkWritable(): Promise<Result<true, StoreReason>>;
   close(): Promise<void>;

@@ -41,7 +41,7 @@ describe('POST /webhooks/<source>', () => {
     const db = new Database(dbPath, { readonly: true });
     const row = db.prepare('SELECT * FROM events WHERE id = ?').get(res.body.id) as Record<string, unknown>;
     db.close();
-    expect(row).toMatchObject({ source: 'planasonix', delivery_id: 'msg_disk', scheme: 'standard-webhooks', type: 'run.succeeded', pipeline_id: 'pl_8f2a9c1d4e', status: 'received' });
+    expect(row).toMatchObject({ source: 'planasonix', delivery_id: 'msg_disk', scheme: 'standard-webhooks', type: 'run.succeeded', pipeline_id: 'pl_8f2a9c1d4e', status: 'unrouted' });
     expect((row.body as Buffer).toString()).toBe(body);
     const headers = JSON.parse(row.headers as string);
     expect(headers).toMatchObject({ 'webhook-id': 'msg_disk', 'content-type': 'application/json' });

@@ -41,20 +41,20 @@ describe('SQLite store', () => {
 
   it('stores the exact bytes and reads the event back', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100 });
-    const inserted = await store.insertEvent(event('d1'));
+    const inserted = await store.insertEvent(event('d1'), []);
     if (!inserted.ok) throw new Error(inserted.error.message);
     expect(inserted.value.duplicate).toBe(false);
     const back = await store.getEvent(inserted.value.id);
-    expect(back).toMatchObject({ ...event('d1'), id: inserted.value.id, status: 'received' });
+    expect(back).toMatchObject({ ...event('d1'), id: inserted.value.id, status: 'unrouted' });
     expect(back!.body.equals(Buffer.from('{"exact":  "bytes"}'))).toBe(true);
     await store.close();
   });
 
   it('dedupes on (source, delivery id): same id in another source is a new event', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100 });
-    const first = await store.insertEvent(event('d1'));
-    const again = await store.insertEvent(event('d1'));
-    const other = await store.insertEvent(event('d1', 'other-source'));
+    const first = await store.insertEvent(event('d1'), []);
+    const again = await store.insertEvent(event('d1'), []);
+    const other = await store.insertEvent(event('d1', 'other-source'), []);
     expect(again).toEqual({ ok: true, value: { id: first.ok && first.value.id, duplicate: true } });
     expect(other.ok && other.value.duplicate).toBe(false);
     await store.close();
@@ -63,7 +63,7 @@ describe('SQLite store', () => {
   it('reopens an existing database without re-running migrations, keeping the data', async () => {
     const path = dbFile();
     const first = openSqliteStore({ path, busyTimeoutMs: 100 });
-    const inserted = await first.insertEvent(event('d1'));
+    const inserted = await first.insertEvent(event('d1'), []);
     await first.close();
     const second = openSqliteStore({ path, busyTimeoutMs: 100 });
     expect(await second.getEvent(inserted.ok ? inserted.value.id : '')).toBeDefined();
@@ -84,7 +84,7 @@ describe('SQLite store', () => {
     const store = openSqliteStore({ path, busyTimeoutMs: 50 });
     const blocker = new Database(path);
     blocker.exec('BEGIN EXCLUSIVE');
-    const result = await store.insertEvent(event('d1'));
+    const result = await store.insertEvent(event('d1'), []);
     expect(result).toMatchObject({ ok: false, error: { reason: 'store_unavailable' } });
     expect(await store.checkWritable()).toMatchObject({ ok: false });
     blocker.exec('ROLLBACK');
