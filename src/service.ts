@@ -7,6 +7,8 @@ import type { Logger } from './log/logger.js';
 import { openStore } from './store/open.js';
 import type { Store } from './store/types.js';
 import type { ConfigProblem } from './config/load.js';
+import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
+import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
 
 export interface Running {
   url: string;
@@ -22,7 +24,16 @@ export async function startService(config: Config, logger: Logger): Promise<Star
   const built = buildSources(config, Date.now);
   if (!built.ok) return built;
   const store = openStore(config.store);
-  const app = createApp({ config, sources: built.sources, store, logger });
+  const clients = new Map(Object.entries(config.airflow).map(([name, instance]) => [name, createAirflowClient(name, instance)]));
+  const dispatcher = createDispatcher({ store, config: () => config, clients, logger });
+  const app = createApp({
+    config,
+    sources: built.sources,
+    store,
+    logger,
+    onJobs: dispatcher.wake,
+    airflowHealth: () => airflowHealth(clients, dispatcher),
+  });
 
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.server.port, config.server.host, (err?: Error) => (err ? reject(err) : resolve(s)));
@@ -32,7 +43,17 @@ export async function startService(config: Config, logger: Logger): Promise<Star
   });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
-  logger.info({ url, sources: built.sources.map((s) => ({ name: s.name, path: s.config.path, scheme: s.config.verify.scheme })), store: config.store.url }, 'bridge listening');
+  dispatcher.start();
+  logger.info(
+    {
+      url,
+      sources: built.sources.map((s) => ({ name: s.name, path: s.config.path, scheme: s.config.verify.scheme })),
+      routes: config.routes.map((r) => r.name),
+      airflow: Object.fromEntries(Object.entries(config.airflow).map(([name, a]) => [name, `${a.url} (${a.api})`])),
+      store: config.store.url,
+    },
+    'bridge listening',
+  );
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -46,9 +67,19 @@ export async function startService(config: Config, logger: Logger): Promise<Star
       }, config.server.shutdown_timeout);
       await closed;
       clearTimeout(timer);
+      await dispatcher.stop();
+      await Promise.all([...clients.values()].map((c) => c.close()));
       await store.close();
       logger.info('stopped');
     })());
 
   return { ok: true, running: { url, server, store, stop } };
+}
+
+/** Reported by /readyz without failing readiness: while Airflow is down, the queue holds. */
+async function airflowHealth(clients: ReadonlyMap<string, AirflowClient>, dispatcher: Dispatcher) {
+  const entries = await Promise.all(
+    [...clients.values()].map(async (client) => [client.name, { ...(await client.health()), circuit: dispatcher.circuitState(client.name) ?? 'closed' }] as const),
+  );
+  return Object.fromEntries(entries);
 }

@@ -233,6 +233,12 @@ export const configSchema = z
     if (Object.keys(config.sources).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['sources'], message: 'configure at least one source' });
     }
+    for (const [name, instance] of Object.entries(config.airflow)) {
+      // An attempt may take a login, the trigger and a pause check, each up to `timeout`.
+      if (config.dispatch.lease < 3 * instance.timeout) {
+        ctx.addIssue({ code: 'custom', path: ['dispatch', 'lease'], message: `must be at least 3 × airflow.${name}.timeout (${(3 * instance.timeout) / 1000}s), or a slow attempt could be claimed twice` });
+      }
+    }
     const names = new Set<string>();
     config.routes.forEach((r, i) => {
       if (names.has(r.name)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `another route is already named "${r.name}"` });

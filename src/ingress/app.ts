@@ -17,6 +17,8 @@ export interface AppDeps {
   clock?: Clock;
   /** Wakes the dispatcher after jobs are committed. */
   onJobs?: () => void;
+  /** Per Airflow instance, for /readyz. */
+  airflowHealth?: () => Promise<Record<string, unknown>>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -56,8 +58,8 @@ export function createApp(deps: AppDeps): Express {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    const store = await deps.store.checkWritable();
-    const body = { status: store.ok ? 'ready' : 'not_ready', config: 'loaded', store: store.ok ? 'ok' : store.error.message };
+    const [store, airflow] = await Promise.all([deps.store.checkWritable(), deps.airflowHealth?.()]);
+    const body = { status: store.ok ? 'ready' : 'not_ready', config: 'loaded', store: store.ok ? 'ok' : store.error.message, ...(airflow ? { airflow } : {}) };
     res.status(store.ok ? 200 : 503).json(body);
   });
 

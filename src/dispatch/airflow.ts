@@ -1,0 +1,239 @@
+import { decodeJwt } from 'jose';
+import { errors as undiciErrors, Pool } from 'undici';
+import type { AirflowConfig } from '../config/schema.js';
+import type { TriggerRequest } from '../route/route.js';
+import { parseRetryAfter } from './backoff.js';
+
+/** What one trigger attempt came to, in DESIGN §5's terms. */
+export type TriggerOutcome =
+  | { kind: 'triggered'; status: number; dagRunId: string; state: string | null; paused: boolean | undefined; detail: string }
+  | { kind: 'exists'; status: number; detail: string }
+  | { kind: 'retry'; status: number | null; detail: string; retryAfterMs?: number }
+  | { kind: 'dead'; status: number | null; detail: string };
+
+export interface AirflowClient {
+  readonly name: string;
+  trigger(dagId: string, request: TriggerRequest): Promise<TriggerOutcome>;
+  /** Reachability for /readyz: never throws. */
+  health(): Promise<{ reachable: boolean; detail: string }>;
+  close(): Promise<void>;
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+const RETRYABLE = new Set([408, 425, 429]);
+const EXCERPT = 500;
+const PAUSE_CHECK_TTL = 10 * 60_000;
+/** /readyz must answer quickly even when Airflow hangs. */
+const HEALTH_TIMEOUT = 2_000;
+/** Renew the JWT this long before it expires, so a request never leaves with a stale one. */
+const RENEW_BEFORE = 30_000;
+
+export function createAirflowClient(name: string, config: AirflowConfig, clock: () => number = Date.now): AirflowClient {
+  const url = new URL(config.url);
+  const prefix = url.pathname.replace(/\/+$/, '');
+  const pool = new Pool(url.origin, {
+    connections: config.max_in_flight,
+    connectTimeout: config.timeout,
+    headersTimeout: config.timeout,
+    bodyTimeout: config.timeout,
+  });
+  const api = `${prefix}/api/${config.api}`;
+  const pausedChecked = new Map<string, { at: number; paused: boolean | undefined }>();
+
+  async function send(method: 'GET' | 'POST', path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Answer> {
+    const res = await pool.request({
+      method,
+      path,
+      ...(signal ? { signal } : {}),
+      headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.statusCode, headers: res.headers, text: await res.body.text() };
+  }
+
+  // --- credentials -------------------------------------------------------------------
+  let token: { value: string; expiresAt: number } | undefined;
+  let login: Promise<LoginResult> | undefined;
+  type LoginResult = { ok: true; value: string } | { ok: false; outcome: TriggerOutcome };
+
+  async function freshToken(force: boolean): Promise<LoginResult> {
+    if (config.auth.type !== 'password') return { ok: true, value: '' };
+    if (!force && token && clock() < token.expiresAt - RENEW_BEFORE) return { ok: true, value: token.value };
+    // One login at a time: concurrent jobs wait for the same answer.
+    login ??= (async (): Promise<LoginResult> => {
+      const auth = config.auth as Extract<AirflowConfig['auth'], { type: 'password' }>;
+      let answer: Answer;
+      try {
+        answer = await send('POST', `${prefix}/auth/token`, { username: auth.username, password: auth.password });
+      } catch (err) {
+        return { ok: false, outcome: { kind: 'retry', status: null, detail: `POST /auth/token: ${networkDetail(err)}` } };
+      }
+      if (answer.status === 200 || answer.status === 201) {
+        const body = parseJson(answer.text) as { access_token?: string; jwt_token?: string } | undefined;
+        const value = body?.access_token ?? body?.jwt_token;
+        if (value) {
+          token = { value, expiresAt: expiry(value) };
+          return { ok: true, value };
+        }
+      }
+      const outcome = classify(answer, 'POST /auth/token');
+      if (answer.status === 401 || answer.status === 403) {
+        return { ok: false, outcome: { kind: 'dead', status: answer.status, detail: `Airflow "${name}" refused the configured username/password at POST /auth/token (${answer.status}: ${excerpt(answer.text)})` } };
+      }
+      return { ok: false, outcome: outcome.kind === 'retry' ? outcome : { ...outcome, kind: 'dead' } };
+    })().finally(() => {
+      login = undefined;
+    });
+    return login;
+  }
+
+  function expiry(jwt: string): number {
+    try {
+      const exp = decodeJwt(jwt).exp;
+      return exp === undefined ? Number.POSITIVE_INFINITY : exp * 1000;
+    } catch {
+      return Number.POSITIVE_INFINITY;
+    }
+  }
+
+  function authHeader(bearer: string): Record<string, string> {
+    switch (config.auth.type) {
+      case 'none':
+        return {};
+      case 'bearer':
+        return { authorization: `Bearer ${config.auth.token}` };
+      case 'password':
+        return config.api === 'v1'
+          ? { authorization: `Basic ${Buffer.from(`${config.auth.username}:${config.auth.password}`).toString('base64')}` }
+          : { authorization: `Bearer ${bearer}` };
+    }
+  }
+
+  /** An authenticated call; on a 401 with a password login, logs in again once and retries. */
+  async function authed(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Answer | TriggerOutcome> {
+    for (let round = 0; round < 2; round++) {
+      const renewing = config.api === 'v2' && config.auth.type === 'password';
+      const credential = renewing ? await freshToken(round > 0) : { ok: true as const, value: '' };
+      if (!credential.ok) return credential.outcome;
+      const answer = await send(method, path, body, authHeader(credential.value));
+      if (answer.status !== 401 || !renewing || round > 0) return answer;
+    }
+    throw new Error('unreachable');
+  }
+
+  // --- the trigger ---------------------------------------------------------------------
+  /** True when the DAG is paused and was not checked within the TTL: the caller warns once, not per run. */
+  async function newlyPaused(dagId: string): Promise<boolean | undefined> {
+    const cached = pausedChecked.get(dagId);
+    if (cached && clock() - cached.at < PAUSE_CHECK_TTL) return undefined;
+    let paused: boolean | undefined;
+    try {
+      const answer = await authed('GET', `${api}/dags/${encodeURIComponent(dagId)}`);
+      if ('status' in answer && answer.status === 200 && 'text' in answer) {
+        paused = (parseJson(answer.text) as { is_paused?: boolean } | undefined)?.is_paused;
+      }
+    } catch {
+      // Only a warning is at stake; the run itself was accepted.
+    }
+    pausedChecked.set(dagId, { at: clock(), paused });
+    return paused;
+  }
+
+  return {
+    name,
+
+    async trigger(dagId, request) {
+      const path = `${api}/dags/${encodeURIComponent(dagId)}/dagRuns`;
+      let answer: Answer | TriggerOutcome;
+      try {
+        answer = await authed('POST', path, bodyFor(config.api, request));
+      } catch (err) {
+        return { kind: 'retry', status: null, detail: networkDetail(err) };
+      }
+      if ('kind' in answer) return answer;
+      if (answer.status === 200 || answer.status === 201) {
+        const run = parseJson(answer.text) as { dag_run_id?: string; state?: string } | undefined;
+        return {
+          kind: 'triggered',
+          status: answer.status,
+          dagRunId: run?.dag_run_id ?? request.dag_run_id,
+          state: run?.state ?? null,
+          paused: await newlyPaused(dagId),
+          detail: excerpt(answer.text),
+        };
+      }
+      if (answer.status === 409) return { kind: 'exists', status: 409, detail: detailOf(answer.text) };
+      if (answer.status === 401) {
+        return { kind: 'dead', status: 401, detail: `Airflow "${name}" answered 401 after renewing credentials: ${detailOf(answer.text)}` };
+      }
+      return classify(answer, `POST ${path}`);
+    },
+
+    async health() {
+      const path = config.api === 'v2' ? `${prefix}/api/v2/monitor/health` : `${prefix}/health`;
+      try {
+        const answer = await send('GET', path, undefined, {}, AbortSignal.timeout(HEALTH_TIMEOUT));
+        return { reachable: answer.status === 200, detail: answer.status === 200 ? 'ok' : `${path} answered ${answer.status}` };
+      } catch (err) {
+        return { reachable: false, detail: networkDetail(err) };
+      }
+    },
+
+    close: () => pool.close(),
+  };
+}
+
+/** v2's model is strict (exactly these keys); Airflow 2 rejects null for logical_date and note. */
+function bodyFor(api: 'v1' | 'v2', request: TriggerRequest): Record<string, unknown> {
+  if (api === 'v2') return { dag_run_id: request.dag_run_id, logical_date: request.logical_date, conf: request.conf, note: request.note };
+  return {
+    dag_run_id: request.dag_run_id,
+    conf: request.conf,
+    ...(request.logical_date === null ? {} : { logical_date: request.logical_date }),
+    ...(request.note === null ? {} : { note: request.note }),
+  };
+}
+
+function classify(answer: Answer, what: string): Extract<TriggerOutcome, { kind: 'retry' | 'dead' }> {
+  const detail = `${what} answered ${answer.status}: ${detailOf(answer.text)}`;
+  if (RETRYABLE.has(answer.status) || answer.status >= 500) {
+    const retryAfterMs = parseRetryAfter(answer.headers['retry-after'], Date.now());
+    return { kind: 'retry', status: answer.status, detail, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+  }
+  return { kind: 'dead', status: answer.status, detail };
+}
+
+/** FastAPI's `detail` (a string or validation errors) or RFC 7807's `title`/`detail`. */
+function detailOf(text: string): string {
+  const body = parseJson(text) as { detail?: unknown; title?: string } | undefined;
+  if (body && body.detail !== undefined) {
+    const detail = typeof body.detail === 'string' ? body.detail : JSON.stringify(body.detail);
+    return excerpt(body.title && body.title !== detail ? `${body.title}: ${detail}` : detail);
+  }
+  return excerpt(text);
+}
+
+function networkDetail(err: unknown): string {
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) return `timed out: ${err.message}`;
+  if (err instanceof undiciErrors.ConnectTimeoutError) return `connect timed out: ${err.message}`;
+  const cause = (err as { cause?: { code?: string; message?: string }; code?: string; message?: string }) ?? {};
+  return `${cause.code ?? cause.cause?.code ?? 'network error'}: ${cause.message ?? String(err)}`;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function excerpt(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > EXCERPT ? `${flat.slice(0, EXCERPT)}…` : flat;
+}

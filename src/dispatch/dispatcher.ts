@@ -1,0 +1,175 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import type { Job, JobUpdate, Store } from '../store/types.js';
+import type { AirflowClient, TriggerOutcome } from './airflow.js';
+import { retryDelay } from './backoff.js';
+import { createCircuit, type Circuit } from './circuit.js';
+
+export interface DispatcherDeps {
+  store: Store;
+  /** Read on every round, so a reloaded config applies to the next claims. */
+  config: () => Config;
+  clients: ReadonlyMap<string, AirflowClient>;
+  logger: Logger;
+  clock?: () => number;
+  random?: () => number;
+  /** Lease owner id; one per process. */
+  owner?: string;
+}
+
+export interface Dispatcher {
+  /** Look for due jobs now (after a commit that created jobs, or a replay). */
+  wake(): void;
+  start(): void;
+  /** Stops claiming and waits for in-flight attempts to be recorded. */
+  stop(): Promise<void>;
+  circuitState(airflow: string): 'closed' | 'open' | 'half-open' | undefined;
+}
+
+/**
+ * The outbox loop: claim due jobs per Airflow instance (up to its free slots), send each,
+ * record the attempt and what it did to the job in one transaction, repeat. A claim is a
+ * lease, so a process that dies mid-attempt leaves a job that is claimed again later — and
+ * the deterministic dag_run_id turns that second attempt into a harmless 409.
+ */
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  const clock = deps.clock ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const owner = deps.owner ?? `bridge-${randomUUID()}`;
+  const log = deps.logger.child({ component: 'dispatch' });
+  const inFlight = new Map<string, number>();
+  const circuits = new Map<string, Circuit>();
+  const active = new Set<Promise<void>>();
+  let running = false;
+  let again = false;
+  let stopped = true;
+  let timer: NodeJS.Timeout | undefined;
+
+  const circuitOf = (name: string, instance: Config['airflow'][string]) => {
+    let circuit = circuits.get(name);
+    if (!circuit) circuits.set(name, (circuit = createCircuit(instance.circuit_breaker.failures, instance.circuit_breaker.cooldown)));
+    return circuit;
+  };
+
+  function wake(): void {
+    if (stopped) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    void round()
+      .catch((err: unknown) => log.error({ err }, 'dispatch round failed; retrying at the next poll'))
+      .finally(() => {
+        running = false;
+        if (again) wake();
+      });
+  }
+
+  async function round(): Promise<void> {
+    do {
+      again = false;
+      const config = deps.config();
+      for (const [name, instance] of Object.entries(config.airflow)) {
+        const client = deps.clients.get(name);
+        if (!client) continue;
+        const circuit = circuitOf(name, instance);
+        const now = clock();
+        const state = circuit.state(now);
+        if (state === 'open') continue;
+        const free = instance.max_in_flight - (inFlight.get(name) ?? 0);
+        const limit = state === 'half-open' ? Math.min(1, free) : free;
+        if (limit <= 0) continue;
+        const jobs = await deps.store.claimJobs({ airflow: name, now, limit, leaseMs: config.dispatch.lease, owner });
+        for (const job of jobs) track(attempt(job, client, instance, circuit));
+      }
+    } while (again && !stopped);
+  }
+
+  function track(work: Promise<void>): void {
+    active.add(work);
+    void work.finally(() => {
+      active.delete(work);
+      wake();
+    });
+  }
+
+  async function attempt(job: Job, client: AirflowClient, instance: Config['airflow'][string], circuit: Circuit): Promise<void> {
+    const ctx = { event_id: job.eventId, job_id: job.id, route: job.route, airflow: client.name, dag_id: job.dagId, dag_run_id: job.dagRunId };
+    if (!circuit.allow(clock())) {
+      await deps.store.releaseJob(job.id, owner, circuit.openUntil());
+      return;
+    }
+    inFlight.set(client.name, (inFlight.get(client.name) ?? 0) + 1);
+    try {
+      const startedAt = clock();
+      const outcome = job.request
+        ? await client.trigger(job.dagId, job.request)
+        : ({ kind: 'dead', status: null, detail: job.lastError ?? 'no request was rendered' } as const);
+      const finishedAt = clock();
+      const n = job.attempts + 1;
+      const update = decide(job, outcome, n, instance, finishedAt);
+      if (outcome.kind === 'retry') circuit.failure(finishedAt);
+      else circuit.success();
+
+      const recorded = await deps.store.finishAttempt(
+        job.id,
+        owner,
+        {
+          startedAt,
+          durationMs: finishedAt - startedAt,
+          httpStatus: outcome.status,
+          outcome: outcome.kind === 'retry' && update.state === 'dead' ? 'dead' : outcome.kind,
+          detail: outcome.detail,
+          nextRetryAt: update.state === 'pending' ? update.nextAttemptAt : null,
+        },
+        update,
+      );
+      const line = { ...ctx, attempt: n, status: outcome.status, outcome: outcome.kind, detail: outcome.detail };
+      if (!recorded) log.warn(line, 'lease lost before the attempt was recorded; another claim will settle the job');
+      else if (update.state === 'done') {
+        log.info({ ...line, latency_ms: finishedAt - job.receivedAt, airflow_state: update.airflowState }, outcome.kind === 'exists' ? 'DAG run already existed' : 'DAG run triggered');
+      } else if (update.state === 'pending') log.warn({ ...line, next_attempt_at: new Date(update.nextAttemptAt).toISOString() }, 'trigger failed; will retry');
+      else log.error({ ...line, error: update.error }, 'trigger dead-lettered');
+      if (outcome.kind === 'triggered' && outcome.paused) {
+        log.warn(ctx, `DAG ${job.dagId} is paused in Airflow "${client.name}": the run stays queued until it is unpaused`);
+      }
+    } finally {
+      inFlight.set(client.name, (inFlight.get(client.name) ?? 1) - 1);
+    }
+  }
+
+  function decide(job: Job, outcome: TriggerOutcome, n: number, instance: Config['airflow'][string], now: number): JobUpdate {
+    switch (outcome.kind) {
+      case 'triggered':
+        return { state: 'done', airflowState: outcome.state, dagRunId: outcome.dagRunId };
+      case 'exists':
+        return { state: 'done', airflowState: null, dagRunId: job.request!.dag_run_id };
+      case 'dead':
+        return { state: 'dead', error: outcome.detail };
+      case 'retry':
+        if (n >= instance.retry.max_attempts) return { state: 'dead', error: `gave up after ${n} attempts; last: ${outcome.detail}` };
+        return { state: 'pending', nextAttemptAt: now + retryDelay(n, instance.retry, random, outcome.retryAfterMs), error: outcome.detail };
+    }
+  }
+
+  return {
+    wake,
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      timer = setInterval(wake, deps.config().dispatch.poll_interval);
+      timer.unref();
+      wake();
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await Promise.allSettled([...active]);
+    },
+    circuitState(airflow) {
+      return circuits.get(airflow)?.state(clock());
+    },
+  };
+}
