@@ -41,6 +41,17 @@ export async function startService(config: Config, logger: Logger): Promise<Star
     await store.close();
     throw err;
   });
+  server.requestTimeout = config.server.request_timeout;
+  server.headersTimeout = Math.min(config.server.request_timeout, 20_000);
+  server.maxConnections = config.server.max_connections;
+  let draining = false;
+  // While draining, every answer closes its connection: a keep-alive client must not keep
+  // sending on a socket that is about to be cut.
+  server.on('request', (_req, res: import('node:http').ServerResponse) => {
+    if (!draining) return;
+    if (!res.headersSent) res.setHeader('connection', 'close');
+    res.on('finish', () => server.closeIdleConnections());
+  });
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
   dispatcher.start();
@@ -59,6 +70,7 @@ export async function startService(config: Config, logger: Logger): Promise<Star
   const stop = () =>
     (stopping ??= (async () => {
       logger.info('shutting down: no new connections, finishing in-flight requests');
+      draining = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => {

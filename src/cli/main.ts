@@ -92,6 +92,8 @@ async function serve(file: string): Promise<number> {
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
+    // Without a handler SIGHUP would kill the process without draining.
+    process.on('SIGHUP', () => logger.warn('SIGHUP received: config reload is not supported yet; restart to apply changes'));
   });
   return EXIT.ok;
 }

@@ -25,7 +25,8 @@ export function parseConfig(text: string, env: Env): ConfigResult {
           return issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown key (misspelt, or not supported by this version)' }));
         }
         const path = formatPath(issue.path);
-        const message = issue.message === 'empty' && substitutedPaths.has(path) ? 'empty after substitution' : issue.message;
+        let message = issue.message === 'empty' && substitutedPaths.has(path) ? 'empty after substitution' : issue.message;
+        if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) message = 'required';
         return [{ path, message }];
       });
   // A missing variable also surfaces as an "empty" schema issue at the same path; say it once.

@@ -1,5 +1,6 @@
 import bytes from 'bytes';
 import ms from 'ms';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { compilePattern, compileWhere, MATCH_FIELDS, type FieldTest, type MatchField } from '../route/match.js';
 import { compile, type Template } from '../route/template.js';
@@ -11,7 +12,8 @@ const integer = (min: number) =>
 const duration = z
   .union([z.number().int().min(0), z.string()])
   .transform((value, ctx) => {
-    if (typeof value === 'number') return value * 1000;
+    // A bare number is seconds, also when it arrives as a string from `${VAR}`.
+    if (typeof value === 'number' || /^\d+$/.test(value)) return Number(value) * 1000;
     const parsed = ms(value as ms.StringValue);
     if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
       ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (examples: 30s, 5m, 1h; a bare number is seconds)` });
@@ -35,6 +37,19 @@ const headerName = z
   .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'not a valid HTTP header name')
   .transform((h) => h.toLowerCase());
 
+// true/false/a hop count/a list of subnets, also as strings from `${VAR}`; checked here so
+// a bad value names its path instead of crashing express at start.
+const trustProxy = z.union([z.boolean(), z.number().int().min(0), z.string()]).transform((value, ctx) => {
+  if (typeof value !== 'string') return value;
+  if (value === 'true' || value === 'false') return value === 'true';
+  if (/^\d+$/.test(value)) return Number(value);
+  const names = ['loopback', 'linklocal', 'uniquelocal'];
+  const bad = value.split(',').map((v) => v.trim()).filter((v) => !names.includes(v) && !isIP(v.replace(/\/\d+$/, '')));
+  if (bad.length === 0) return value;
+  ctx.addIssue({ code: 'custom', message: `${bad.map((b) => JSON.stringify(b)).join(', ')}: expected true, false, a hop count, loopback/linklocal/uniquelocal or IP addresses/subnets` });
+  return z.NEVER;
+});
+
 const rateLimit = z.strictObject({
   window: duration.default(60_000),
   max: integer(1).default(1200),
@@ -56,7 +71,7 @@ const standardWebhooks = z
 
 const hmacSha256 = z.strictObject({
   scheme: z.literal('hmac-sha256'),
-  secrets: z.array(nonEmpty).min(1, 'give at least one secret'),
+  secrets: z.array(nonEmpty.min(16, 'shorter than 16 characters: too easy to guess')).min(1, 'give at least one secret'),
   header: headerName.default('x-planasonix-signature'),
   encoding: z.enum(['hex', 'base64']).default('hex'),
   /** Stripped from the header value when present, e.g. `sha256=`. */
@@ -64,8 +79,6 @@ const hmacSha256 = z.strictObject({
   /** When set, the signed content is `${timestamp}.${body}` and the timestamp must be within tolerance. */
   timestamp_header: headerName.optional(),
   tolerance: duration.default(300_000),
-  /** Header carrying a delivery id stable across retries; without it, dedupe uses the event `id`. */
-  delivery_id_header: headerName.optional(),
 });
 
 const jws = z
@@ -75,12 +88,16 @@ const jws = z
     header: headerName.default('x-planasonix-jws'),
     /** PEM (SPKI) or JWK JSON; several for rotation. */
     public_keys: z.array(nonEmpty).default([]),
-    jwks_url: z.url({ protocol: /^https?$/ }).optional(),
+    jwks_url: z
+      .url({ protocol: /^https?$/ })
+      .refine((u) => u.startsWith('https:') || /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|\/)/.test(u), 'must be https (plain http only on loopback): keys fetched in clear text could be swapped')
+      .optional(),
     /** Least time between two JWKS fetches caused by an unknown `kid` (a flood of bad kids cannot hammer the IdP). */
     jwks_refresh_cooldown: duration.default(30_000),
     algorithms: z.array(nonEmpty).min(1).default(['RS256', 'PS256', 'ES256', 'EdDSA']),
-    issuer: nonEmpty.optional(),
-    audience: nonEmpty.optional(),
+    /** Required: without them, a token minted for another service by the same key would pass. */
+    issuer: nonEmpty,
+    audience: nonEmpty,
     /** Clock skew allowed on `exp`, `nbf` and `iat`. */
     tolerance: duration.default(300_000),
     /** Oldest `iat` accepted; tokens without `iat` are refused when set. */
@@ -207,14 +224,23 @@ export const configSchema = z
         body_limit: size.default(256 * 1024),
         rate_limit: rateLimit.default({ window: 60_000, max: 1200 }),
         /** Express `trust proxy`: set when a load balancer adds X-Forwarded-For, so limits are per client. */
-        trust_proxy: z.union([z.boolean(), integer(0), z.string()]).default(false),
-        shutdown_timeout: duration.default(10_000),
+        trust_proxy: trustProxy.default(false),
+        /** Below the usual 10 s a container runtime waits before SIGKILL. */
+        shutdown_timeout: duration.default(8_000),
+        /** Whole request, headers included: a slow sender cannot hold a connection and its buffer. */
+        request_timeout: duration.default(30_000),
+        max_connections: integer(1).default(1024),
       })
       .prefault({}),
     store: z
       .strictObject({
-        url: z.string().regex(sqliteUrl, 'only sqlite:<path> is supported so far').default('sqlite:./data/bridge.db'),
-        busy_timeout: duration.default(5_000),
+        url: z
+          .string()
+          .regex(sqliteUrl, 'only sqlite:<path> is supported so far')
+          .refine((u) => !/^sqlite::memory:|mode=memory/.test(u), 'an in-memory database would acknowledge events it then loses; give a file path')
+          .default('sqlite:./data/bridge.db'),
+        /** better-sqlite3 waits synchronously: keep this short so a foreign lock cannot freeze the process. */
+        busy_timeout: duration.default(1_000),
       })
       .prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),

@@ -4,6 +4,8 @@
 export interface Problem<R extends string = string> {
   reason: R;
   message: string;
+  /** For the log only, never for the client (it may name internal hosts or files). */
+  cause?: string;
 }
 
 export type Result<T, R extends string = string> = { ok: true; value: T } | { ok: false; error: Problem<R> };

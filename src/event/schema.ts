@@ -4,31 +4,35 @@ import { fail, ok, type Result } from '../errors/result.js';
 
 // DESIGN §2: required fields are checked, known optional fields are type-checked, and
 // anything else (new fields, unknown types) is kept so it can be stored and routed later.
+// Optional fields may be null or (for text) empty: senders emit both for "not set", and a 400
+// would make every retry of the completion fail too.
 const text = z.string().min(1);
+const optionalText = z.string().nullish().transform((v) => (v ? v : undefined));
+const optional = <T extends z.ZodType>(schema: T) => schema.nullish().transform((v) => v ?? undefined);
 
 export const eventSchema = z.looseObject({
   id: text,
   type: text,
   created_at: z.iso.datetime({ offset: true }),
-  organization_id: text.optional(),
-  workspace_id: text.optional(),
+  organization_id: optionalText,
+  workspace_id: optionalText,
   data: z.looseObject({
     run_id: text,
     pipeline_id: text,
     status: text,
-    pipeline_name: text.optional(),
-    environment: text.optional(),
-    trigger: z
-      .looseObject({
-        type: text.optional(),
-        correlation: z.record(z.string(), z.unknown()).optional(),
-      })
-      .optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
-    tags: z.record(z.string(), z.string()).optional(),
-    started_at: z.iso.datetime({ offset: true }).optional(),
-    finished_at: z.iso.datetime({ offset: true }).optional(),
-    metrics: z.record(z.string(), z.unknown()).optional(),
+    pipeline_name: optionalText,
+    environment: optionalText,
+    trigger: optional(
+      z.looseObject({
+        type: optionalText,
+        correlation: optional(z.record(z.string(), z.unknown())),
+      }),
+    ),
+    parameters: optional(z.record(z.string(), z.unknown())),
+    tags: optional(z.record(z.string(), z.string())),
+    started_at: optional(z.iso.datetime({ offset: true })),
+    finished_at: optional(z.iso.datetime({ offset: true })),
+    metrics: optional(z.record(z.string(), z.unknown())),
   }),
 });
 

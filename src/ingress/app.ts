@@ -45,7 +45,16 @@ export function createApp(deps: AppDeps): Express {
       },
       customProps: (_req, res) => {
         const l = (res as unknown as { locals?: Record<string, unknown> }).locals ?? {};
-        return { source: l.source, delivery_id: l.deliveryId, event_id: l.eventId, stored_id: l.storedId, outcome: l.outcome, detail: l.detail, routes: l.routes };
+        return {
+          source: l.source,
+          delivery_id: l.deliveryId,
+          ...(l.deliveryId === undefined && l.deliveryIdUnverified !== undefined ? { delivery_id_unverified: l.deliveryIdUnverified } : {}),
+          event_id: l.eventId,
+          stored_id: l.storedId,
+          outcome: l.outcome,
+          detail: l.detail,
+          routes: l.routes,
+        };
       },
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
       customSuccessMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
@@ -85,10 +94,9 @@ const errorHandler: ErrorRequestHandler = (err: { type?: string; status?: number
     case 'encoding.unsupported':
     case 'charset.unsupported':
       return sendProblem(res, 'unsupported_media_type', err.message ?? 'unsupported encoding');
-    case 'request.aborted':
-    case 'request.size.invalid':
-      return sendProblem(res, 'bad_request', err.message ?? 'unreadable body');
   }
+  // Any other client-side body error (aborted upload, wrong length) is the sender's, not ours.
+  if (err.type && (err.status ?? 500) < 500) return sendProblem(res, 'bad_request', err.message ?? 'unreadable body');
   req.log.error({ err }, 'unhandled error');
   sendProblem(res, 'internal_error', 'internal error; see the bridge logs for this request id');
 };

@@ -20,7 +20,6 @@ export const STATUS: Record<IngressReason, number> = {
   invalid_json: 400,
   invalid_event: 400,
   bad_request: 400,
-  delivery_id_missing: 400,
   signature_missing: 401,
   signature_malformed: 401,
   signature_invalid: 401,
@@ -36,8 +35,8 @@ export const STATUS: Record<IngressReason, number> = {
   verifier_unavailable: 503,
 };
 
-export function sendProblem(res: Response, reason: IngressReason, message: string): void {
+export function sendProblem(res: Response, reason: IngressReason, message: string, cause?: string): void {
   res.locals.outcome = reason;
-  res.locals.detail = message;
+  res.locals.detail = cause === undefined ? message : `${message} (${cause})`;
   res.status(STATUS[reason]).json({ error: reason, message });
 }

@@ -23,7 +23,7 @@ export function buildSources(config: Config, clock: Clock): { ok: true; sources:
       problems.push(...built.problems.map((p) => ({ path: `sources.${name}.verify.${p.path}`, message: p.message })));
       continue;
     }
-    const extra = source.verify.scheme === 'hmac-sha256' ? [source.verify.timestamp_header, source.verify.delivery_id_header] : [];
+    const extra = source.verify.scheme === 'hmac-sha256' ? [source.verify.timestamp_header] : [];
     sources.push({
       name,
       config: source,

@@ -24,28 +24,46 @@ export function webhookHandlers(source: Source, deps: WebhookDeps): RequestHandl
   return [
     tagSource(source),
     requireJson,
-    express.raw({ type: () => true, limit: deps.server.body_limit }),
+    // inflate: false — the signature covers the bytes as sent; a compressed body is refused (415).
+    express.raw({ type: () => true, limit: deps.server.body_limit, inflate: false }),
     rateLimit({
       windowMs: limits.window,
       limit: limits.max,
       standardHeaders: 'draft-8',
       legacyHeaders: false,
       identifier: source.name,
+      // Behind a proxy without trust_proxy, X-Forwarded-For is simply ignored; the library's
+      // own warning would go to stderr as a stack trace instead of a log line.
+      validate: { xForwardedForHeader: false },
       handler: (_req, res) => sendProblem(res, 'rate_limited', `more than ${limits.max} requests in ${limits.window / 1000}s for source ${source.name}; retry after the Retry-After seconds`),
     }),
     accept(source, deps),
   ];
 }
 
-const tagSource = (source: Source): RequestHandler => (_req, res, next) => {
+const tagSource = (source: Source): RequestHandler => (req, res, next) => {
   res.locals.source = source.name;
+  // Logged on rejections too, marked unverified: it helps find a delivery in the sender's logs.
+  const claimed = req.headers['webhook-id'];
+  if (typeof claimed === 'string') res.locals.deliveryIdUnverified = claimed.slice(0, 200);
   next();
 };
 
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
+
+/** JSON in UTF-8 only (RFC 8259 §8.1): any other charset would be read wrongly. */
 const requireJson: RequestHandler = (req, res, next) => {
-  if (req.is(['application/json', 'application/*+json'])) return next();
   const given = req.headers['content-type'];
-  sendProblem(res, 'unsupported_media_type', given ? `content type ${JSON.stringify(given.slice(0, 100))} is not JSON; send application/json` : 'no content type; send application/json');
+  if (!given) return sendProblem(res, 'unsupported_media_type', 'no content type; send application/json');
+  const [type = '', ...params] = given.split(';').map((p) => p.trim());
+  const charset = params.find((p) => /^charset=/i.test(p))?.slice(8).replace(/"/g, '').toLowerCase();
+  if (!JSON_TYPE.test(type)) {
+    return sendProblem(res, 'unsupported_media_type', `content type ${JSON.stringify(given.slice(0, 100))} is not JSON; send application/json`);
+  }
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    return sendProblem(res, 'unsupported_media_type', `charset ${JSON.stringify(charset.slice(0, 40))} is not supported; send UTF-8`);
+  }
+  next();
 };
 
 function accept(source: Source, deps: WebhookDeps): RequestHandler {
@@ -53,7 +71,7 @@ function accept(source: Source, deps: WebhookDeps): RequestHandler {
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
 
     const verified = await source.verify({ body, headers: req.headers });
-    if (!verified.ok) return sendProblem(res, verified.error.reason, verified.error.message);
+    if (!verified.ok) return sendProblem(res, verified.error.reason, verified.error.message, verified.error.cause);
 
     const event = parseEvent(body);
     if (!event.ok) return sendProblem(res, event.error.reason, event.error.message);
@@ -76,7 +94,7 @@ function accept(source: Source, deps: WebhookDeps): RequestHandler {
       body,
       receivedAt: new Date(deps.clock()),
     }, routed.jobs);
-    if (!stored.ok) return sendProblem(res, stored.error.reason, 'the event could not be stored; retry later');
+    if (!stored.ok) return sendProblem(res, stored.error.reason, 'the event could not be stored; retry later', stored.error.message);
     if (!stored.value.duplicate && routed.jobs.length > 0) deps.onJobs();
 
     res.locals.outcome = stored.value.duplicate ? 'duplicate' : 'accepted';

@@ -68,7 +68,14 @@ const ROLLBACK = Symbol('rollback');
  * One process owns a SQLite file (several replicas use PostgreSQL), so leases left in the
  * file belong to a process that is gone: they are cleared on open and its jobs resume at once.
  */
-export function openSqliteStore(options: SqliteOptions): Store {
+export interface SqliteStore extends Store {
+  /** What the connection really runs with (logged at start, asserted by tests). */
+  settings(): { journalMode: string; synchronous: string };
+}
+
+const SYNCHRONOUS = ['off', 'normal', 'full', 'extra'];
+
+export function openSqliteStore(options: SqliteOptions): SqliteStore {
   const clock = options.clock ?? Date.now;
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path, { timeout: options.busyTimeoutMs });
@@ -227,6 +234,13 @@ export function openSqliteStore(options: SqliteOptions): Store {
 
     async close() {
       if (db.open) db.close();
+    },
+
+    settings() {
+      return {
+        journalMode: String(db.pragma('journal_mode', { simple: true })),
+        synchronous: SYNCHRONOUS[db.pragma('synchronous', { simple: true }) as number] ?? 'unknown',
+      };
     },
   };
 }

@@ -29,19 +29,25 @@ export function jwsVerifier(config: Config, clock: Clock): BuildResult {
     if (!/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) {
       return fail('signature_malformed', `header ${config.header} is not a compact JWS (header.payload.signature)`);
     }
+    const now = clock();
     const options: JWTVerifyOptions = {
       algorithms: config.algorithms,
       clockTolerance: Math.floor(config.tolerance / 1000),
-      currentDate: new Date(clock()),
-      ...(config.issuer ? { issuer: config.issuer } : {}),
-      ...(config.audience ? { audience: config.audience } : {}),
+      currentDate: new Date(now),
+      issuer: config.issuer,
+      audience: config.audience,
+      // A token without exp would be valid forever; iat is needed to refuse future-dated ones.
+      requiredClaims: ['exp', 'iat'],
       ...(config.max_age !== undefined ? { maxTokenAge: Math.floor(config.max_age / 1000) } : {}),
     };
     let payload: Record<string, unknown>;
     try {
       payload = await verifyTrying(token, getKey, options);
     } catch (err) {
-      return explain(err, config.header);
+      return explain(err, config.header, config.jwks_url !== undefined);
+    }
+    if (typeof payload.iat === 'number' && payload.iat * 1000 > now + config.tolerance) {
+      return fail('timestamp_out_of_tolerance', `token in header ${config.header}: "iat" is in the future beyond the tolerance`);
     }
     const claimed = payload[config.body_hash_claim];
     if (typeof claimed !== 'string') {
@@ -96,15 +102,20 @@ async function verifyTrying(token: string, getKey: JWTVerifyGetKey, options: JWT
   }
 }
 
-function explain(err: unknown, headerName: string) {
-  // jose lets fetch's own errors through, so anything that is not a JOSEError came from the JWKS request.
+function explain(err: unknown, headerName: string, remote: boolean) {
+  // jose lets fetch's own errors through, so with a JWKS URL anything that is not a JOSEError
+  // came from the request; an invalid key set is the key server's fault, not the sender's.
   const jwksDown =
-    !(err instanceof errors.JOSEError) ||
-    err instanceof errors.JWKSTimeout ||
-    (err.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test(err.message));
+    remote &&
+    (!(err instanceof errors.JOSEError) ||
+      err instanceof errors.JWKSTimeout ||
+      err instanceof errors.JWKSInvalid ||
+      (err.code === 'ERR_JOSE_GENERIC' && /JSON Web Key Set/.test(err.message)));
   if (jwksDown) {
-    return fail('verifier_unavailable', `cannot fetch the JWKS to verify header ${headerName}: ${(err as Error).message}`);
+    // The client gets a fixed text; the cause (which may name internal hosts) goes to the log.
+    return { ok: false as const, error: { reason: 'verifier_unavailable' as const, message: `the keys to verify header ${headerName} cannot be fetched now; retry later`, cause: `JWKS: ${(err as Error).message}` } };
   }
+  if (!(err instanceof errors.JOSEError)) throw err;
   if (err instanceof errors.JWTExpired || (err instanceof errors.JWTClaimValidationFailed && /iat|nbf/.test(err.claim))) {
     return fail('timestamp_out_of_tolerance', `token in header ${headerName}: ${err.message}`);
   }

@@ -7,6 +7,9 @@ import type { BuildResult, KeyProblem } from './build.js';
 
 type Config = Extract<VerifyConfig, { scheme: 'standard-webhooks' }>;
 
+/** Bounds the work an unauthenticated request can cause; rotation needs two or three. */
+const MAX_SIGNATURES = 10;
+
 // Hand-written on purpose: the `standardwebhooks` npm package takes a single secret and
 // no v1a keys, and we need rotation, Ed25519 and reasons a user can act on. It follows the
 // reference library line by line otherwise.
@@ -15,8 +18,9 @@ export function standardWebhooksVerifier(config: Config, clock: Clock): BuildRes
   const secrets: Buffer[] = [];
   config.secrets.forEach((secret, i) => {
     const key = decodeBase64(secret.replace(/^whsec_/, ''));
-    if (key && key.length > 0) secrets.push(key);
-    else problems.push({ path: `secrets[${i}]`, message: 'not base64 (expected whsec_<base64>)' });
+    if (!key) problems.push({ path: `secrets[${i}]`, message: 'not base64 (expected whsec_<base64>)' });
+    else if (key.length < 16) problems.push({ path: `secrets[${i}]`, message: `only ${key.length} bytes: use at least 16 (openssl rand -base64 32)` });
+    else secrets.push(key);
   });
   const publicKeys: KeyObject[] = [];
   config.public_keys.forEach((pk, i) => {
@@ -36,22 +40,25 @@ export function standardWebhooksVerifier(config: Config, clock: Clock): BuildRes
     const late = checkTimestamp(timestamp!, 'webhook-timestamp', config.tolerance, clock);
     if (late) return fail(late.reason, late.message);
 
+    const entries = signatures!.split(' ').filter(Boolean);
+    if (entries.length > MAX_SIGNATURES) {
+      return fail('signature_malformed', `header webhook-signature lists ${entries.length} signatures; at most ${MAX_SIGNATURES} are read`);
+    }
     const prefix = Buffer.from(`${id}.${timestamp}.`);
+    // Each secret's MAC is computed once, however many signatures the header lists.
+    let macs: Buffer[] | undefined;
     let wellFormed = 0;
-    for (const entry of signatures!.split(' ')) {
-      const comma = entry.indexOf(',');
-      const version = entry.slice(0, comma);
-      const signature = comma > 0 ? decodeBase64(entry.slice(comma + 1)) : undefined;
+    for (const entry of entries) {
+      // split's limit also drops the trailing "," left when a repeated header was joined with ", ".
+      const [version, encoded] = entry.split(',', 2);
+      const signature = encoded === undefined ? undefined : decodeBase64(encoded);
       if (!signature) continue;
       wellFormed++;
-      if (version === 'v1') {
-        for (const secret of secrets) {
-          if (equalBytes(hmacSha256(secret, prefix, body), signature)) return ok({ deliveryId: id! });
-        }
-      } else if (version === 'v1a') {
-        for (const key of publicKeys) {
-          if (ed25519Verify(key, signature, prefix, body)) return ok({ deliveryId: id! });
-        }
+      if (version === 'v1' && signature.length === 32) {
+        macs ??= secrets.map((secret) => hmacSha256(secret, prefix, body));
+        if (macs.some((mac) => equalBytes(mac, signature))) return ok({ deliveryId: id! });
+      } else if (version === 'v1a' && signature.length === 64) {
+        if (publicKeys.some((key) => ed25519Verify(key, signature, prefix, body))) return ok({ deliveryId: id! });
       }
     }
     return wellFormed === 0

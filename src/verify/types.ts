@@ -7,7 +7,6 @@ export type VerifyReason =
   | 'signature_invalid'
   | 'timestamp_invalid'
   | 'timestamp_out_of_tolerance'
-  | 'delivery_id_missing'
   | 'verifier_unavailable';
 
 export interface SignedRequest {

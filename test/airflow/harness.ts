@@ -17,7 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -114,11 +114,7 @@ function run(
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
-      try {
-        if (child.pid) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+      if (child.pid) killTree(child.pid, 'SIGKILL');
       reject(new Error(`${tag}: timed out after ${timeoutMs} ms\n${stderr.slice(-4000)}`));
     }, timeoutMs);
     pipeLines(child.stdout!, (l) => {
@@ -158,29 +154,58 @@ function pipeLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void
   });
 }
 
-/** Process groups of all running harness instances, killed synchronously if Node exits. */
-const liveGroups = new Set<number>();
+/**
+ * Every component is spawned detached (=> setsid()), so it leads its own session and process
+ * group. Airflow 2's DagFileProcessorManager calls setpgid(0, 0) and so escapes the scheduler's
+ * process group, but it stays in the session. So we signal the process group AND every process
+ * whose session id (field 6 of /proc/<pid>/stat) is one of ours.
+ */
+function sessionMembers(sid: number): number[] {
+  const pids: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return pids; // not Linux: process-group kill only
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      // pid (comm) state ppid pgrp session ... ; comm may contain spaces/parens
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(rest[3]) === sid) pids.push(Number(e));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return pids;
+}
+
+function killTree(leader: number, signal: NodeJS.Signals) {
+  try {
+    process.kill(-leader, signal);
+  } catch {
+    /* ESRCH: group already gone */
+  }
+  for (const pid of sessionMembers(leader)) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** Session leaders of all running harness instances, killed synchronously if Node exits. */
+const liveLeaders = new Set<number>();
 let exitHookInstalled = false;
 function installExitHook() {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const pgid of liveGroups) {
-      try {
-        process.kill(-pgid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
+    for (const pid of liveLeaders) killTree(pid, 'SIGKILL');
   });
-}
-
-function killGroup(pgid: number, signal: NodeJS.Signals) {
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    /* ESRCH: already gone */
-  }
 }
 
 async function ensureVenv(major: 2 | 3, log: (l: string) => void): Promise<string> {
@@ -291,6 +316,7 @@ export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAi
 
   const home = await mkdtemp(join(tmpdir(), `planasonix-airflow${major}-`));
   const groups: ChildProcess[] = [];
+  const logFiles: WriteStream[] = [];
   let stopped = false;
   let failed = false;
 
@@ -305,14 +331,21 @@ export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAi
           c.once('exit', () => r());
         }),
     );
-    for (const c of groups) if (c.pid) killGroup(c.pid, 'SIGTERM');
+    for (const c of groups) if (c.pid) killTree(c.pid, 'SIGTERM');
     // Graceful shutdown is not needed for tests; the Airflow 3 scheduler with LocalExecutor
     // does not exit on SIGTERM within 10+ s (idle executor workers), so keep the grace short.
     await Promise.race([Promise.all(exits), sleep(opts.stopGraceMs ?? 1000)]);
-    // Kill stragglers (executor workers, gunicorn workers, serve-logs ...) in every group.
-    for (const c of groups) if (c.pid) killGroup(c.pid, 'SIGKILL');
+    // Kill stragglers (executor workers, gunicorn workers, serve-logs, DAG processor ...).
+    for (const c of groups) if (c.pid) killTree(c.pid, 'SIGKILL');
     await Promise.race([Promise.all(exits), sleep(2000)]);
-    for (const c of groups) if (c.pid) liveGroups.delete(c.pid);
+    await sleep(100);
+    for (const c of groups) if (c.pid) killTree(c.pid, 'SIGKILL'); // anything forked meanwhile
+    for (const c of groups) {
+      if (c.pid) liveLeaders.delete(c.pid);
+      c.stdout?.destroy();
+      c.stderr?.destroy();
+    }
+    for (const f of logFiles) f.end();
     const keep = keepHome || failed;
     if (!keep) await rm(home, { recursive: true, force: true });
     log(`[harness] stopped in ${Date.now() - t} ms${keep ? `; kept ${home}` : ''}`);
@@ -396,8 +429,9 @@ export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAi
     for (const comp of components) {
       const file = createWriteStream(join(home, 'logs', `${comp}.log`));
       const child = spawn(airflow, [comp], { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      if (child.pid) liveGroups.add(child.pid);
+      if (child.pid) liveLeaders.add(child.pid);
       groups.push(child);
+      logFiles.push(file);
       pipeLines(child.stdout!, (l) => log(`[${comp}] ${l}`), file);
       pipeLines(child.stderr!, (l) => log(`[${comp}] ${l}`), file);
       child.on('exit', (code, sig) => {

@@ -68,14 +68,49 @@ sources:
         'sources.b.verify.secrets: give at least one secret',
         expect.stringMatching(/^sources\.b\.verify\.encoding: /),
         expect.stringMatching(/^sources\.c\.path: must start with \//),
-        'sources.c.verify.public_keys: give exactly one of public_keys or jwks_url',
+        'sources.c.verify.issuer: required',
         expect.stringMatching(/^sources\.d\.verify\.scheme: /),
       ]),
     );
   });
 
+  it('asks for exactly one key source for jws', () => {
+    const yaml = `sources: { j: { path: /j, verify: { scheme: jws, issuer: i, audience: a } } }`;
+    expect(problems(yaml)).toEqual(['sources.j.verify.public_keys: give exactly one of public_keys or jwks_url']);
+  });
+
+  it('reads a bare number of seconds for durations, also from the environment', () => {
+    const yaml = `server: { shutdown_timeout: "\${GRACE}" }\n${SOURCE.replace('secrets:', 'tolerance: "300", secrets:')}`;
+    const result = parseConfig(yaml, { GRACE: '7', SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' });
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    expect(result.config.server.shutdown_timeout).toBe(7000);
+    expect(result.config.sources.planasonix!.verify).toMatchObject({ tolerance: 300_000 });
+  });
+
+  it('coerces trust_proxy from the environment and names a bad value', () => {
+    const yaml = (v: string) => `server: { trust_proxy: "${v}" }\n${SOURCE}`;
+    const env = { SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' };
+    const read = (v: string) => {
+      const r = parseConfig(yaml(v), env);
+      return r.ok ? r.config.server.trust_proxy : r.problems.map((p) => p.path);
+    };
+    expect(read('false')).toBe(false);
+    expect(read('2')).toBe(2);
+    expect(read('loopback, 10.0.0.0/8')).toBe('loopback, 10.0.0.0/8');
+    expect(read('nonsense')).toEqual(['server.trust_proxy']);
+  });
+
+  it('refuses an in-memory store and short secrets', () => {
+    expect(problems(`store: { url: "sqlite::memory:" }\n${SOURCE}`, { SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' })).toEqual([
+      expect.stringMatching(/^store\.url: an in-memory database/),
+    ]);
+    expect(problems(`sources: { h: { path: /h, verify: { scheme: hmac-sha256, secrets: [short] } } }`)).toEqual([
+      'sources.h.verify.secrets[0]: shorter than 16 characters: too easy to guess',
+    ]);
+  });
+
   it('refuses two sources on the same path', () => {
-    const yaml = `sources: { a: { path: /x, verify: { scheme: hmac-sha256, secrets: [s] } }, b: { path: /x, verify: { scheme: hmac-sha256, secrets: [s] } } }`;
+    const yaml = `sources: { a: { path: /x, verify: { scheme: hmac-sha256, secrets: [sixteen-chars-secret] } }, b: { path: /x, verify: { scheme: hmac-sha256, secrets: [sixteen-chars-secret] } } }`;
     expect(problems(yaml)).toEqual(['sources.b.path: same path as source "a"']);
   });
 

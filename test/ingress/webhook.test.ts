@@ -1,3 +1,5 @@
+import { connect, type AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -139,7 +141,7 @@ describe('POST /webhooks/<source>', () => {
 server: { rate_limit: { window: 1m, max: 2 } }
 sources:
   planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"] } }
-  other: { path: /webhooks/other, verify: { scheme: hmac-sha256, secrets: [s] }, rate_limit: { window: 1m, max: 1 } }
+  other: { path: /webhooks/other, verify: { scheme: hmac-sha256, secrets: [sixteen-chars-secret] }, rate_limit: { window: 1m, max: 1 } }
 `;
     const { app } = start({ yaml });
     const statuses = [];
@@ -178,15 +180,85 @@ sources:
   });
 
   it('dedupes on the event id when the scheme has no delivery id (hmac-sha256)', async () => {
-    const yaml = `sources: { gh: { path: /webhooks/gh, verify: { scheme: hmac-sha256, secrets: [s3cret], prefix: "sha256=" } } }`;
+    const yaml = `sources: { gh: { path: /webhooks/gh, verify: { scheme: hmac-sha256, secrets: [s3cret-for-tests-only], prefix: "sha256=" } } }`;
     const { app, dbPath } = start({ yaml });
     const body = JSON.stringify(completionEvent());
-    const headers = { 'content-type': 'application/json', 'x-planasonix-signature': `sha256=${hmacHex('s3cret', body)}` };
+    const headers = { 'content-type': 'application/json', 'x-planasonix-signature': `sha256=${hmacHex('s3cret-for-tests-only', body)}` };
     expect((await request(app).post('/webhooks/gh').set(headers).send(body)).status).toBe(202);
     const again = await request(app).post('/webhooks/gh').set(headers).send(body);
     expect(again.status).toBe(200);
     expect(again.body.duplicate).toBe(true);
     expect(rowCount(dbPath)).toBe(1);
+  });
+
+  it('415 for a compressed body or a charset other than UTF-8: the signature covers the bytes as sent', async () => {
+    const { app, dbPath } = start();
+    const body = JSON.stringify(completionEvent());
+    const gzip = await request(app).post(PATH).set({ ...signed(body), 'content-encoding': 'gzip' }).send(gzipSync(body));
+    expect(gzip.status).toBe(415);
+    const junk = await request(app).post(PATH).set({ ...signed(body), 'content-encoding': 'deflate' }).send('not deflate at all');
+    expect(junk.status).toBe(415);
+    const utf16 = await request(app).post(PATH).set({ ...signed(body), 'content-type': 'application/json; charset=utf-16' }).send(body);
+    expect(utf16.status).toBe(415);
+    expect(utf16.body.message).toContain('utf-16');
+    const utf8 = await request(app).post(PATH).set({ ...signed(body), 'content-type': 'application/json; charset=UTF-8' }).send(body);
+    expect(utf8.status).toBe(202);
+    expect(rowCount(dbPath)).toBe(1);
+  });
+
+  it('accepts null and empty optional fields (senders use them for "not set")', async () => {
+    const { app } = start();
+    const event = completionEvent({ workspace_id: null });
+    Object.assign(event.data as object, { pipeline_name: null, environment: '', finished_at: null, tags: null });
+    const body = JSON.stringify(event);
+    expect((await request(app).post(PATH).set(signed(body)).send(body)).status).toBe(202);
+  });
+
+  it('verifies a webhook-signature header sent as several lines', async () => {
+    const { app } = start();
+    const body = JSON.stringify(completionEvent());
+    const headers = signed(body);
+    const res = await new Promise<string>((resolve, reject) => {
+      // supertest and node:http cannot repeat a header; a raw socket can, as a proxy might.
+      const server = app.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.end(
+            [`POST ${PATH} HTTP/1.1`, `host: 127.0.0.1:${port}`, 'content-type: application/json', `webhook-id: ${headers['webhook-id']}`,
+              `webhook-timestamp: ${headers['webhook-timestamp']}`, `webhook-signature: ${headers['webhook-signature']}`, 'webhook-signature: v1,AAAA',
+              `content-length: ${Buffer.byteLength(body)}`, 'connection: close', '', body].join('\r\n'),
+          );
+        });
+        let text = '';
+        socket.on('data', (d) => (text += d));
+        socket.on('error', reject);
+        socket.on('close', () => server.close(() => resolve(text.split('\r\n')[0]!)));
+      });
+    });
+    expect(res).toBe('HTTP/1.1 202 Accepted');
+  });
+
+  it('401 signature_malformed when the header lists more than 10 signatures (bounded work)', async () => {
+    const { app } = start();
+    const body = JSON.stringify(completionEvent());
+    const headers = signed(body);
+    const many = `${Array(11).fill('v1,AAAA').join(' ')} ${headers['webhook-signature']}`;
+    const res = await request(app).post(PATH).set({ ...headers, 'webhook-signature': many }).send(body);
+    expect(res.status).toBe(401);
+    expect(res.body.error).toBe('signature_malformed');
+  });
+
+  it('logs why a 503 happened, while the client gets a fixed text', async () => {
+    const { app, dbPath, logLines } = start({ busyTimeoutMs: 20 });
+    const blocker = new Database(dbPath);
+    blocker.exec('BEGIN EXCLUSIVE');
+    const body = JSON.stringify(completionEvent());
+    const res = await request(app).post(PATH).set({ ...signed(body), 'x-request-id': 'req-503' }).send(body);
+    blocker.exec('ROLLBACK');
+    blocker.close();
+    expect(res.status).toBe(503);
+    const line = logLines.map((l) => JSON.parse(l)).find((l) => l.req?.id === 'req-503');
+    expect(line).toMatchObject({ outcome: 'store_unavailable', detail: expect.stringMatching(/SQLite: database is locked/) });
   });
 
   it('404 and 405 answer JSON too', async () => {

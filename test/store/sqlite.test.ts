@@ -39,6 +39,12 @@ describe('SQLite store', () => {
     db.close();
   });
 
+  it('fsyncs every commit: synchronous = FULL on the connection it writes with', async () => {
+    const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100 });
+    expect(store.settings()).toEqual({ journalMode: 'wal', synchronous: 'full' });
+    await store.close();
+  });
+
   it('stores the exact bytes and reads the event back', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100 });
     const inserted = await store.insertEvent(event('d1'), []);

@@ -91,7 +91,7 @@ describe('jws with static keys', () => {
   });
 
   it('refuses an unparseable key at build time with its path', () => {
-    const config = configFrom(`sources: { s: { path: /s, verify: { scheme: jws, public_keys: ["-----BEGIN PUBLIC KEY-----\\nnope\\n-----END PUBLIC KEY-----"] } } }`);
+    const config = configFrom(`sources: { s: { path: /s, verify: { scheme: jws, issuer: i, audience: a, public_keys: ["-----BEGIN PUBLIC KEY-----\\nnope\\n-----END PUBLIC KEY-----"] } } }`);
     const built = buildVerifier(config.sources.s!.verify, { clock: Date.now });
     expect(built.ok || built.problems[0]!.path).toBe('public_keys[0]');
   });
@@ -117,7 +117,7 @@ describe('jws with a JWKS URL (real HTTP server on loopback)', () => {
   afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
   it('fetches once, caches, and refetches when a token names an unknown kid', async () => {
-    const v = verifier({ jwks_url: url, jwks_refresh_cooldown: 0 });
+    const v = verifier({ ...base(), public_keys: [], jwks_url: url, jwks_refresh_cooldown: 0 });
     fetches = 0;
     expect((await v(req(await token(a.privateKey, { kid: 'a' })))).ok).toBe(true);
     expect((await v(req(await token(a.privateKey, { kid: 'a' })))).ok).toBe(true);
@@ -129,7 +129,7 @@ describe('jws with a JWKS URL (real HTTP server on loopback)', () => {
 
   it('answers verifier_unavailable (so the sender retries) when the JWKS cannot be fetched', async () => {
     up = false;
-    const v = verifier({ jwks_url: url });
+    const v = verifier({ ...base(), public_keys: [], jwks_url: url });
     const result = await v(req(await token(a.privateKey, { kid: 'a' })));
     up = true;
     expect(result.ok || result.error.reason).toBe('verifier_unavailable');
