@@ -1,6 +1,7 @@
 import { connect, type AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
+import { generateKeyPair, SignJWT } from 'jose';
 import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BASIC_CONFIG, SECRET, testApp } from '../helpers/app.js';
@@ -259,6 +260,19 @@ sources:
     expect(res.status).toBe(503);
     const line = logLines.map((l) => JSON.parse(l)).find((l) => l.req?.id === 'req-503');
     expect(line).toMatchObject({ outcome: 'store_unavailable', detail: expect.stringMatching(/SQLite: database is locked/) });
+  });
+
+  it('503 verifier_unavailable when the JWKS is unreachable, so the sender retries; no internal host in the answer', async () => {
+    const yaml = `sources: { j: { path: /webhooks/j, verify: { scheme: jws, issuer: i, audience: a, jwks_url: "http://127.0.0.1:9/jwks.json" } } }`;
+    const { app, logLines } = start({ yaml });
+    const { privateKey } = await generateKeyPair('ES256');
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuedAt().setExpirationTime('5m').sign(privateKey);
+    const res = await request(app).post('/webhooks/j').set({ 'content-type': 'application/json', 'x-planasonix-jws': jwt, 'x-request-id': 'req-jwks' }).send('{}');
+    expect(res.status).toBe(503);
+    expect(res.body.error).toBe('verifier_unavailable');
+    expect(JSON.stringify(res.body)).not.toContain('127.0.0.1');
+    const line = logLines.map((l) => JSON.parse(l)).find((l) => l.req?.id === 'req-jwks');
+    expect(line.detail).toMatch(/JWKS: /);
   });
 
   it('404 and 405 answer JSON too', async () => {

@@ -48,12 +48,24 @@ describe('jws with static keys', () => {
     const changed = await verifier(base())(req(t, Buffer.from('{"id":"evt_2","data":{}}')));
     expect(changed).toEqual({ ok: false, error: { reason: 'signature_invalid', message: 'claim "body_sha256" does not match the SHA-256 of the body' } });
     const noClaim = await token(a.privateKey, { claims: { body_sha256: undefined } });
-    expect((await verifier(base())(req(noClaim))).ok).toBe(false);
+    expect(await verifier(base())(req(noClaim))).toEqual({ ok: false, error: { reason: 'signature_invalid', message: 'token in header x-planasonix-jws has no "body_sha256" claim' } });
   });
 
-  it('checks iss and aud', async () => {
-    expect((await verifier(base())(req(await token(a.privateKey, { iss: 'https://evil.example' })))).ok).toBe(false);
-    expect((await verifier(base())(req(await token(a.privateKey, { aud: 'someone-else' })))).ok).toBe(false);
+  it('checks iss and aud, naming the claim', async () => {
+    const iss = await verifier(base())(req(await token(a.privateKey, { iss: 'https://evil.example' })));
+    expect(iss).toMatchObject({ ok: false, error: { reason: 'signature_invalid', message: expect.stringContaining('"iss"') } });
+    const aud = await verifier(base())(req(await token(a.privateKey, { aud: 'someone-else' })));
+    expect(aud).toMatchObject({ ok: false, error: { reason: 'signature_invalid', message: expect.stringContaining('"aud"') } });
+  });
+
+  it('refuses a token without exp (it would never expire) and one issued in the future', async () => {
+    const noExp = await new SignJWT({ body_sha256: bodySha256(body) }).setProtectedHeader({ alg: 'ES256' }).setIssuedAt(NOW)
+      .setIssuer('https://planasonix.example').setAudience('airflow-bridge').sign(a.privateKey);
+    expect(await verifier(base())(req(noExp))).toMatchObject({ ok: false, error: { message: expect.stringContaining('"exp"') } });
+    const future = await token(a.privateKey, { iat: NOW + 301, exp: NOW + 900 });
+    expect(await verifier(base())(req(future))).toMatchObject({ ok: false, error: { reason: 'timestamp_out_of_tolerance' } });
+    const withinSkew = await token(a.privateKey, { iat: NOW + 300, exp: NOW + 900 });
+    expect((await verifier(base())(req(withinSkew))).ok).toBe(true);
   });
 
   it('applies the exp tolerance exactly (a token is expired from the second exp + tolerance names)', async () => {
@@ -75,13 +87,14 @@ describe('jws with static keys', () => {
     const both = verifier({ ...base(), public_keys: [pemA, pemB] });
     expect((await both(req(await token(a.privateKey)))).ok).toBe(true);
     expect((await both(req(await token(b.privateKey)))).ok).toBe(true);
-    expect((await verifier(base())(req(await token(b.privateKey)))).ok).toBe(false);
+    expect(await verifier(base())(req(await token(b.privateKey)))).toMatchObject({ ok: false, error: { reason: 'signature_invalid', message: expect.stringContaining('signature verification failed') } });
   });
 
   it('accepts JWK keys and refuses an algorithm outside the allow-list', async () => {
     const jwk = JSON.stringify({ ...(await exportJWK(a.publicKey)), kid: 'k1' });
     expect((await verifier({ ...base(), public_keys: [jwk] })(req(await token(a.privateKey, { kid: 'k1' })))).ok).toBe(true);
-    expect((await verifier({ ...base(), public_keys: [jwk], algorithms: ['RS256'] })(req(await token(a.privateKey, { kid: 'k1' })))).ok).toBe(false);
+    const refused = await verifier({ ...base(), public_keys: [jwk], algorithms: ['RS256'] })(req(await token(a.privateKey, { kid: 'k1' })));
+    expect(refused).toMatchObject({ ok: false, error: { reason: 'signature_invalid', message: expect.stringContaining('"alg"') } });
   });
 
   it('names the header when missing or malformed', async () => {
@@ -132,6 +145,9 @@ describe('jws with a JWKS URL (real HTTP server on loopback)', () => {
     const v = verifier({ ...base(), public_keys: [], jwks_url: url });
     const result = await v(req(await token(a.privateKey, { kid: 'a' })));
     up = true;
-    expect(result.ok || result.error.reason).toBe('verifier_unavailable');
+    expect(result).toMatchObject({ ok: false, error: { reason: 'verifier_unavailable', message: 'the keys to verify header x-planasonix-jws cannot be fetched now; retry later' } });
+    // The cause is for the log only: it names the key server, which the sender must not learn.
+    expect(!result.ok && result.error.cause).toMatch(/^JWKS: /);
+    expect(!result.ok && result.error.message).not.toContain('127.0.0.1');
   });
 });

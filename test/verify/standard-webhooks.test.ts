@@ -122,6 +122,12 @@ describe('standard-webhooks: rotation', () => {
     expect((await v(signed(next))).ok).toBe(true);
   });
 
+  it('refuses a secret shorter than 16 bytes', () => {
+    const config = configFrom(`sources: { s: { path: /s, verify: { scheme: standard-webhooks, secrets: ["whsec_AA=="] } } }`);
+    const built = buildVerifier(config.sources.s!.verify, { clock: Date.now });
+    expect(built.ok || built.problems).toEqual([{ path: 'secrets[0]', message: 'only 1 bytes: use at least 16 (openssl rand -base64 32)' }]);
+  });
+
   it('refuses unusable keys at build time with their path', () => {
     const config = configFrom(`sources: { s: { path: /s, verify: { scheme: standard-webhooks, secrets: ["whsec_%%%"], public_keys: ["whpk_AAAA"] } } }`);
     const built = buildVerifier(config.sources.s!.verify, { clock: Date.now });
@@ -133,6 +139,25 @@ describe('standard-webhooks: rotation', () => {
 describe('standard-webhooks: property', () => {
   const v = verifier({ secrets: [sym.secret] });
   const good = symHeaders();
+
+  it('flipping, inserting or deleting any one byte of the body breaks a good signature', async () => {
+    const original = Buffer.from(sym.payload);
+    const edit = fc.oneof(
+      fc.record({ kind: fc.constant('flip' as const), at: fc.nat(original.length - 1), bit: fc.integer({ min: 0, max: 7 }) }),
+      fc.record({ kind: fc.constant('insert' as const), at: fc.nat(original.length), byte: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({ kind: fc.constant('delete' as const), at: fc.nat(original.length - 1), byte: fc.constant(0) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(edit, async (e) => {
+        const bytes = [...original];
+        if (e.kind === 'flip') bytes[e.at] = bytes[e.at]! ^ (1 << (e as { bit: number }).bit);
+        if (e.kind === 'insert') bytes.splice(e.at, 0, (e as { byte: number }).byte);
+        if (e.kind === 'delete') bytes.splice(e.at, 1);
+        expect((await v({ body: Buffer.from(bytes), headers: good })).ok).toBe(false);
+      }),
+      { numRuns: 300 },
+    );
+  });
 
   it('any change to body, id or timestamp breaks a good signature', async () => {
     const mutation = fc.oneof(
