@@ -13,8 +13,11 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** When to try again: the jittered delay, but never earlier than the server asked, and never past the cap. */
+/** A server asking for more than this is treated as asking for this (a typo must not park a job for days). */
+export const MAX_RETRY_AFTER = 60 * 60_000;
+
+/** When to try again: the jittered delay, but never earlier than the server asked (up to an hour). */
 export function retryDelay(attempt: number, policy: { initial_delay: number; max_delay: number }, random: () => number, retryAfterMs?: number): number {
   const jittered = backoffDelay(attempt, policy.initial_delay, policy.max_delay, random);
-  return Math.min(policy.max_delay, Math.max(jittered, retryAfterMs ?? 0));
+  return Math.max(jittered, Math.min(retryAfterMs ?? 0, MAX_RETRY_AFTER));
 }

@@ -1,0 +1,180 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { dispatchRig } from '../helpers/dispatch.js';
+import { startFaultAirflow, type FaultAirflow } from './fault-airflow.js';
+
+let airflow: FaultAirflow;
+let rig: ReturnType<typeof dispatchRig> | undefined;
+beforeEach(async () => {
+  airflow = await startFaultAirflow();
+});
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+  await airflow.close();
+});
+
+const DAG_RUNS = '/api/v2/dags/dbt_sales_models/dagRuns';
+
+function start(extra: { retry?: string; timeout?: string; breaker?: string; auth?: string; api?: string; conf?: string } = {}) {
+  rig = dispatchRig(`
+airflow:
+  default:
+    url: ${airflow.url}
+    api: ${extra.api ?? 'v2'}
+    auth: ${extra.auth ?? '{ type: password, username: admin, password: admin }'}
+    timeout: ${extra.timeout ?? '2s'}
+    retry: ${extra.retry ?? '{ max_attempts: 5, initial_delay: 0.01s, max_delay: 0.05s }'}
+    circuit_breaker: ${extra.breaker ?? '{ failures: 50, cooldown: 30s }'}
+dispatch: { poll_interval: 0.02s, lease: 10s }
+routes:
+  - name: sales-to-dbt
+    match: { type: run.succeeded, pipeline_id: pl_8f2a9c1d4e }
+    trigger:
+      dag_id: dbt_sales_models
+      conf: ${extra.conf ?? `{ business_date: "{{ data.parameters.business_date | default: 'none' }}", run: "{{ data.run_id }}" }`}
+      note: "Triggered by Planasonix run {{ data.run_id }}"
+`);
+  rig.dispatcher.start();
+  return rig;
+}
+
+const triggers = () => airflow.seen.filter((s) => s.method === 'POST' && s.path === DAG_RUNS);
+
+describe('dispatcher (against the fault-injection fake)', () => {
+  it('sends exactly the v2 body, with the token from /auth/token, and stores done with Airflow\'s state', async () => {
+    const r = start();
+    const id = await r.submit({ data: { run_id: 'run_1', pipeline_id: 'pl_8f2a9c1d4e', status: 'succeeded', parameters: { business_date: '2026-11-23' } } });
+    const [job] = await r.settled(id);
+    expect(job).toMatchObject({ state: 'done', attempts: 1, airflowState: 'queued', dagRunId: 'planasonix__run_1__sales-to-dbt' });
+    expect(triggers()).toHaveLength(1);
+    expect(triggers()[0]).toEqual({
+      method: 'POST',
+      path: DAG_RUNS,
+      authorization: 'Bearer token-1',
+      body: { dag_run_id: 'planasonix__run_1__sales-to-dbt', logical_date: null, conf: { business_date: '2026-11-23', run: 'run_1' }, note: 'Triggered by Planasonix run run_1' },
+    });
+    expect(Object.keys(triggers()[0]!.body as object)).toEqual(['dag_run_id', 'logical_date', 'conf', 'note']);
+  });
+
+  it('retries a 503 burst, honouring Retry-After, then lands once; every attempt is recorded', async () => {
+    airflow.script(DAG_RUNS, { status: 503, body: { detail: 'busy' }, headers: { 'retry-after': '1' } }, { status: 503, body: { detail: 'busy' } });
+    const r = start();
+    const id = await r.submit();
+    const [job] = await r.settled(id);
+    expect(job).toMatchObject({ state: 'done', attempts: 3 });
+    const attempts = await r.store.attemptsOfJob(job!.id);
+    expect(attempts.map((a) => [a.n, a.httpStatus, a.outcome])).toEqual([[1, 503, 'retry'], [2, 503, 'retry'], [3, 200, 'triggered']]);
+    expect(attempts[0]!.detail).toContain('503: busy');
+    // Retry-After: 1 beats the 10–50 ms backoff; the second 503 had none, so backoff applies.
+    expect(attempts[0]!.nextRetryAt! - (attempts[0]!.startedAt + attempts[0]!.durationMs)).toBeGreaterThanOrEqual(1000);
+    expect(attempts[1]!.startedAt).toBeGreaterThanOrEqual(attempts[0]!.nextRetryAt!);
+    expect(attempts[1]!.nextRetryAt! - (attempts[1]!.startedAt + attempts[1]!.durationMs)).toBeLessThanOrEqual(50);
+  });
+
+  it('retries timeouts and dropped connections', async () => {
+    airflow.script(DAG_RUNS, { delayMs: 1500 }, { drop: true });
+    const r = start({ timeout: '0.5s' });
+    const id = await r.submit();
+    const [job] = await r.settled(id);
+    expect(job!.state).toBe('done');
+    const attempts = await r.store.attemptsOfJob(job!.id);
+    expect(attempts.map((a) => a.outcome)).toEqual(['retry', 'retry', 'triggered']);
+    expect(attempts[0]!.detail).toMatch(/timed out/);
+    expect(attempts[1]!.httpStatus).toBeNull();
+  });
+
+  it('treats 409 as success (an earlier attempt already made the run)', async () => {
+    airflow.script(DAG_RUNS, { status: 409, body: { detail: { reason: 'Unique constraint violation' } } });
+    const r = start();
+    const [job] = await r.settled(await r.submit({ data: { run_id: 'run_409', pipeline_id: 'pl_8f2a9c1d4e', status: 'succeeded' } }));
+    expect(job).toMatchObject({ state: 'done', attempts: 1, dagRunId: 'planasonix__run_409__sales-to-dbt' });
+    expect((await r.store.attemptsOfJob(job!.id))[0]!.outcome).toBe('exists');
+  });
+
+  it.each([
+    [400, { detail: 'bad' }],
+    [403, { detail: 'Forbidden' }],
+    [404, { detail: "Dag with dag_id: 'dbt_sales_models' not found" }],
+    [422, { detail: [{ type: 'missing', loc: ['body', 'logical_date'], msg: 'Field required' }] }],
+  ])('dead-letters a %i at once, keeping Airflow\'s detail', async (status, body) => {
+    airflow.script(DAG_RUNS, { status, body });
+    const r = start();
+    const [job] = await r.settled(await r.submit());
+    expect(job).toMatchObject({ state: 'dead', attempts: 1 });
+    expect(job!.lastError).toContain(`answered ${status}`);
+    expect(job!.lastError).toContain(typeof body.detail === 'string' ? body.detail : 'Field required');
+    expect(triggers()).toHaveLength(1);
+  });
+
+  it('gives up after max_attempts with the last reason', async () => {
+    airflow.script(DAG_RUNS, ...Array(3).fill({ status: 500, body: { detail: 'boom' } }));
+    const r = start({ retry: '{ max_attempts: 3, initial_delay: 0.01s, max_delay: 0.02s }' });
+    const [job] = await r.settled(await r.submit());
+    expect(job).toMatchObject({ state: 'dead', attempts: 3 });
+    expect(job!.lastError).toMatch(/^gave up after 3 attempts; last: .*500: boom/);
+    expect(triggers()).toHaveLength(3);
+  });
+
+  it('renews the token on 401 "Token Expired" and retries within the same attempt', async () => {
+    airflow.script('/auth/token', { status: 201, body: { access_token: 'old' } }, { status: 201, body: { access_token: 'new' } });
+    airflow.script(DAG_RUNS, { status: 401, body: { detail: 'Token Expired' } });
+    const r = start();
+    const [job] = await r.settled(await r.submit());
+    expect(job).toMatchObject({ state: 'done', attempts: 1 });
+    expect(triggers().map((t) => t.authorization)).toEqual(['Bearer old', 'Bearer new']);
+  });
+
+  it('accepts jwt_token from older FAB versions', async () => {
+    airflow.script('/auth/token', { status: 200, body: { jwt_token: 'fab-token' } });
+    const r = start();
+    await r.settled(await r.submit());
+    expect(triggers()[0]!.authorization).toBe('Bearer fab-token');
+  });
+
+  it('dead-letters with a clear auth reason when /auth/token refuses the password', async () => {
+    airflow.script('/auth/token', { status: 401, body: { detail: 'Invalid credentials' } });
+    const r = start();
+    const [job] = await r.settled(await r.submit());
+    expect(job!.state).toBe('dead');
+    expect(job!.lastError).toBe('Airflow "default" refused the configured username/password at POST /auth/token (401: {"detail":"Invalid credentials"})');
+    expect(triggers()).toHaveLength(0);
+  });
+
+  it('v1: basic auth, no logical_date or note when null', async () => {
+    const r = start({ api: 'v1', auth: '{ type: password, username: admin, password: s3cr3t }' });
+    rig!.config.routes[0]!.trigger.note = undefined;
+    await r.settled(await r.submit({ data: { run_id: 'run_v1', pipeline_id: 'pl_8f2a9c1d4e', status: 'succeeded' } }));
+    const [sent] = airflow.seen.filter((s) => s.path === '/api/v1/dags/dbt_sales_models/dagRuns');
+    expect(sent!.authorization).toBe(`Basic ${Buffer.from('admin:s3cr3t').toString('base64')}`);
+    expect(sent!.body).toEqual({ dag_run_id: 'planasonix__run_v1__sales-to-dbt', conf: { business_date: 'none', run: 'run_v1' } });
+  });
+
+  it('opens the circuit after consecutive failures: nothing is sent during the cooldown', async () => {
+    airflow.script(DAG_RUNS, ...Array(20).fill({ status: 503, body: { detail: 'down' } }));
+    const r = start({ breaker: '{ failures: 2, cooldown: 30s }', retry: '{ max_attempts: 10, initial_delay: 0.01s, max_delay: 0.02s }' });
+    const id = await r.submit();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(triggers()).toHaveLength(2);
+    expect(r.dispatcher.circuitState('default')).toBe('open');
+    const [job] = await r.store.jobsOfEvent(id);
+    expect(job).toMatchObject({ state: 'pending', attempts: 2 });
+  });
+
+  it('warns once, naming the DAG, when it is paused (the run is still accepted)', async () => {
+    airflow.script('/api/v2/dags/dbt_sales_models', { status: 200, body: { is_paused: true } });
+    const r = start();
+    await r.settled(await r.submit());
+    await r.settled(await r.submit());
+    const warnings = r.logLines.filter((l) => typeof l.msg === 'string' && (l.msg as string).includes('is paused'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.msg).toContain('DAG dbt_sales_models is paused');
+  });
+
+  it('a render failure is a dead job with the reason, and nothing is sent', async () => {
+    const r = start({ conf: '{ w: "{{ data.parameters.watermark }}" }' });
+    const [job] = await r.settled(await r.submit());
+    expect(job).toMatchObject({ state: 'dead', attempts: 0 });
+    expect(job!.lastError).toBe('conf: {{ data.parameters.watermark }}: data.parameters.watermark is missing (add "| default: …" if it is optional)');
+    expect(triggers()).toHaveLength(0);
+  });
+});

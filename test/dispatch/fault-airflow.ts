@@ -1,0 +1,70 @@
+// FAULT-INJECTION FAKE — not Airflow. Used only for what a real Airflow cannot be made to
+// do on demand: 503 bursts with Retry-After, answers slower than the timeout, dropped
+// connections, token expiry at an exact moment. Everything else is tested against real
+// Airflow (test/airflow/).
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Scripted {
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Answer after this long (to exceed the client's timeout). */
+  delayMs?: number;
+  /** Destroy the socket without answering. */
+  drop?: boolean;
+}
+
+export interface Seen {
+  method: string;
+  path: string;
+  authorization: string | undefined;
+  body: unknown;
+}
+
+export interface FaultAirflow {
+  url: string;
+  seen: Seen[];
+  /** Queue answers for a path; when its queue is empty the default answer is used. */
+  script(path: string, ...answers: Scripted[]): void;
+  close(): Promise<void>;
+}
+
+const defaults = (req: IncomingMessage, body: { dag_run_id?: string } | undefined): Scripted => {
+  if (req.url === '/auth/token') return { status: 201, body: { access_token: 'token-1' } };
+  if (req.method === 'GET' && /^\/api\/v[12]\/dags\/[^/]+$/.test(req.url ?? '')) return { status: 200, body: { is_paused: false } };
+  return { status: 200, body: { dag_run_id: body?.dag_run_id, state: 'queued' } };
+};
+
+export async function startFaultAirflow(): Promise<FaultAirflow> {
+  const seen: Seen[] = [];
+  const scripts = new Map<string, Scripted[]>();
+  const server: Server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (d) => (raw += d));
+    req.on('end', () => {
+      const body = raw ? (JSON.parse(raw) as { dag_run_id?: string }) : undefined;
+      seen.push({ method: req.method!, path: req.url!, authorization: req.headers.authorization, body });
+      const answer = scripts.get(req.url!)?.shift() ?? defaults(req, body);
+      if (answer.drop) return req.socket.destroy();
+      setTimeout(() => {
+        if (res.destroyed) return;
+        res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
+        res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+      }, answer.delayMs ?? 0);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    script(path, ...answers) {
+      scripts.set(path, [...(scripts.get(path) ?? []), ...answers]);
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
