@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import type { Express } from 'express';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
 import { createApp } from './ingress/app.js';
@@ -20,11 +21,26 @@ export interface Running {
 
 export type StartResult = { ok: true; running: Running } | { ok: false; problems: ConfigProblem[] };
 
-export async function startService(config: Config, logger: Logger): Promise<StartResult> {
+/** Everything but the listening socket: what `serve` runs and what end-to-end tests drive. */
+export interface Bridge {
+  app: Express;
+  store: Store;
+  dispatcher: Dispatcher;
+  clients: ReadonlyMap<string, AirflowClient>;
+  /** Stops dispatch (in-flight attempts are recorded), closes Airflow connections and the store. */
+  close(): Promise<void>;
+}
+
+export interface BridgeOptions {
+  /** Clock for Airflow token expiry (tests skew it to meet a real "Token Expired"). */
+  airflowClock?: () => number;
+}
+
+export function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): { ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] } {
   const built = buildSources(config, Date.now);
   if (!built.ok) return built;
   const store = openStore(config.store);
-  const clients = new Map(Object.entries(config.airflow).map(([name, instance]) => [name, createAirflowClient(name, instance)]));
+  const clients = new Map(Object.entries(config.airflow).map(([name, instance]) => [name, createAirflowClient(name, instance, { logger, ...(options.airflowClock ? { clock: options.airflowClock } : {}) })]));
   const dispatcher = createDispatcher({ store, config: () => config, clients, logger });
   const app = createApp({
     config,
@@ -34,11 +50,24 @@ export async function startService(config: Config, logger: Logger): Promise<Star
     onJobs: dispatcher.wake,
     airflowHealth: () => airflowHealth(clients, dispatcher),
   });
+  const close = async () => {
+    await dispatcher.stop();
+    await Promise.all([...clients.values()].map((c) => c.close()));
+    await store.close();
+  };
+  return { ok: true, bridge: { app, store, dispatcher, clients, close } };
+}
+
+export async function startService(config: Config, logger: Logger): Promise<StartResult> {
+  const created = createBridge(config, logger);
+  if (!created.ok) return created;
+  const bridge = created.bridge;
+  const { app, store, dispatcher } = bridge;
 
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.server.port, config.server.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   }).catch(async (err: Error) => {
-    await store.close();
+    await bridge.close();
     throw err;
   });
   server.requestTimeout = config.server.request_timeout;
@@ -58,7 +87,7 @@ export async function startService(config: Config, logger: Logger): Promise<Star
   logger.info(
     {
       url,
-      sources: built.sources.map((s) => ({ name: s.name, path: s.config.path, scheme: s.config.verify.scheme })),
+      sources: Object.entries(config.sources).map(([name, s]) => ({ name, path: s.path, scheme: s.verify.scheme })),
       routes: config.routes.map((r) => r.name),
       airflow: Object.fromEntries(Object.entries(config.airflow).map(([name, a]) => [name, `${a.url} (${a.api})`])),
       store: config.store.url,
@@ -79,9 +108,7 @@ export async function startService(config: Config, logger: Logger): Promise<Star
       }, config.server.shutdown_timeout);
       await closed;
       clearTimeout(timer);
-      await dispatcher.stop();
-      await Promise.all([...clients.values()].map((c) => c.close()));
-      await store.close();
+      await bridge.close();
       logger.info('stopped');
     })());
 

@@ -1,6 +1,7 @@
 import { decodeJwt } from 'jose';
 import { errors as undiciErrors, Pool } from 'undici';
 import type { AirflowConfig } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
 import type { TriggerRequest } from '../route/route.js';
 import { parseRetryAfter } from './backoff.js';
 
@@ -30,10 +31,16 @@ const EXCERPT = 500;
 const PAUSE_CHECK_TTL = 10 * 60_000;
 /** /readyz must answer quickly even when Airflow hangs. */
 const HEALTH_TIMEOUT = 2_000;
-/** Renew the JWT this long before it expires, so a request never leaves with a stale one. */
+/** Renew the JWT this long before it expires (or a tenth of its life, if shorter). */
 const RENEW_BEFORE = 30_000;
 
-export function createAirflowClient(name: string, config: AirflowConfig, clock: () => number = Date.now): AirflowClient {
+export interface ClientDeps {
+  clock?: () => number;
+  logger?: Logger;
+}
+
+export function createAirflowClient(name: string, config: AirflowConfig, deps: ClientDeps = {}): AirflowClient {
+  const clock = deps.clock ?? Date.now;
   const url = new URL(config.url);
   const prefix = url.pathname.replace(/\/+$/, '');
   const pool = new Pool(url.origin, {
@@ -57,13 +64,13 @@ export function createAirflowClient(name: string, config: AirflowConfig, clock: 
   }
 
   // --- credentials -------------------------------------------------------------------
-  let token: { value: string; expiresAt: number } | undefined;
+  let token: { value: string; renewAt: number } | undefined;
   let login: Promise<LoginResult> | undefined;
   type LoginResult = { ok: true; value: string } | { ok: false; outcome: TriggerOutcome };
 
   async function freshToken(force: boolean): Promise<LoginResult> {
     if (config.auth.type !== 'password') return { ok: true, value: '' };
-    if (!force && token && clock() < token.expiresAt - RENEW_BEFORE) return { ok: true, value: token.value };
+    if (!force && token && clock() < token.renewAt) return { ok: true, value: token.value };
     // One login at a time: concurrent jobs wait for the same answer.
     login ??= (async (): Promise<LoginResult> => {
       const auth = config.auth as Extract<AirflowConfig['auth'], { type: 'password' }>;
@@ -77,7 +84,7 @@ export function createAirflowClient(name: string, config: AirflowConfig, clock: 
         const body = parseJson(answer.text) as { access_token?: string; jwt_token?: string } | undefined;
         const value = body?.access_token ?? body?.jwt_token;
         if (value) {
-          token = { value, expiresAt: expiry(value) };
+          token = { value, renewAt: renewAt(value) };
           return { ok: true, value };
         }
       }
@@ -92,11 +99,14 @@ export function createAirflowClient(name: string, config: AirflowConfig, clock: 
     return login;
   }
 
-  function expiry(jwt: string): number {
+  function renewAt(jwt: string): number {
     try {
-      const exp = decodeJwt(jwt).exp;
-      return exp === undefined ? Number.POSITIVE_INFINITY : exp * 1000;
+      const { exp, iat } = decodeJwt(jwt);
+      if (exp === undefined) return Number.POSITIVE_INFINITY;
+      const life = iat === undefined ? Number.POSITIVE_INFINITY : (exp - iat) * 1000;
+      return exp * 1000 - Math.min(RENEW_BEFORE, life / 10);
     } catch {
+      // Not a JWT we can read: use it until Airflow answers 401.
       return Number.POSITIVE_INFINITY;
     }
   }
@@ -122,6 +132,7 @@ export function createAirflowClient(name: string, config: AirflowConfig, clock: 
       if (!credential.ok) return credential.outcome;
       const answer = await send(method, path, body, authHeader(credential.value));
       if (answer.status !== 401 || !renewing || round > 0) return answer;
+      deps.logger?.info({ airflow: name, detail: detailOf(answer.text) }, `Airflow "${name}" answered 401; logging in again`);
     }
     throw new Error('unreachable');
   }

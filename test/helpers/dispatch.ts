@@ -15,15 +15,17 @@ export function dispatchRig(yaml: string, options: { random?: () => number } = {
   const temp = tempDir();
   const config = configFrom(`sources: { planasonix: { path: /w, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"] } } }\n${yaml}`);
   const store = openSqliteStore({ path: join(temp.dir, 'bridge.db'), busyTimeoutMs: 500 });
-  const clients = new Map(Object.entries(config.airflow).map(([name, a]) => [name, createAirflowClient(name, a)]));
   const logLines: Record<string, unknown>[] = [];
+
   const sink = new Writable({
     write(chunk, _enc, done) {
       for (const line of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(line));
       done();
     },
   });
-  const dispatcher = createDispatcher({ store, config: () => config, clients, logger: createLogger('debug', sink), ...(options.random ? { random: options.random } : {}) });
+  const logger = createLogger('debug', sink);
+  const clients = new Map(Object.entries(config.airflow).map(([name, a]) => [name, createAirflowClient(name, a, { logger })]));
+  const dispatcher = createDispatcher({ store, config: () => config, clients, logger, ...(options.random ? { random: options.random } : {}) });
   let deliveries = 0;
 
   return {
