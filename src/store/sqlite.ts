@@ -131,7 +131,7 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   );
   const nextDue = db.prepare<[], { at: number | null }>("SELECT min(next_attempt_at) AS at FROM jobs WHERE state = 'pending'");
   const replay = db.prepare(
-    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL WHERE id = ? AND state = 'dead' AND request IS NOT NULL",
+    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL WHERE id = ? AND state IN ('dead', 'done') AND request IS NOT NULL",
   );
   const probe = db.prepare<[string]>('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)');
 

@@ -113,7 +113,10 @@ export interface Store {
   getJob(id: string): Promise<Job | undefined>;
   jobsOfEvent(eventId: string): Promise<Job[]>;
   attemptsOfJob(jobId: string): Promise<Attempt[]>;
-  /** Dead job → pending now, attempts counted afresh. Returns false if the job is not dead. */
+  /**
+   * Dead or done job → pending now, attempts counted afresh; false for a pending job or one
+   * that never rendered. Replaying a job that did run is harmless: the same dag_run_id meets a 409.
+   */
   replayJob(id: string, now: number): Promise<boolean>;
   /** Resolves when a write could be committed now (readiness). */
   checkWritable(): Promise<Result<true, StoreReason>>;

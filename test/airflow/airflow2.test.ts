@@ -1,0 +1,3 @@
+import { airflowContract } from './contract.js';
+
+airflowContract({ major: 2 });

@@ -1,0 +1,122 @@
+// The end-to-end cases every Airflow major version must pass, against a real Airflow
+// started by the harness. Each version's test file calls this once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { airflowApi, e2eBridge } from '../helpers/e2e.js';
+import { completionEvent } from '../helpers/sign.js';
+import { startAirflow, type StartedAirflow } from './harness.js';
+
+export interface ContractOptions {
+  major: 3 | 2;
+  /** Extra, version-specific cases, given the running Airflow. */
+  extra?: (af: () => StartedAirflow) => void;
+  jwtExpirationSeconds?: number;
+}
+
+export function airflowContract({ major, extra, jwtExpirationSeconds }: ContractOptions): void {
+  const api = major === 3 ? 'v2' : 'v1';
+  let af: StartedAirflow;
+  let bridge: Awaited<ReturnType<typeof e2eBridge>>;
+
+  const routes = (auth: string) => `
+airflow:
+  default: { url: "URL", api: ${api}, auth: ${auth}, timeout: 10s, retry: { max_attempts: 3, initial_delay: 0.2s, max_delay: 1s } }
+routes:
+  - name: sales-to-dbt
+    match: { type: run.succeeded, pipeline_name: "nightly_*" }
+    trigger:
+      dag_id: record_conf
+      conf:
+        business_date: "{{ data.parameters.business_date }}"
+        planasonix_run_id: "{{ data.run_id }}"
+        rows: "{{ data.metrics.rows_written | default: 0 }}"
+        tags: "{{ data.tags | default: null }}"
+      note: "Triggered by Planasonix run {{ data.run_id }}"
+  - name: to-missing-dag
+    match: { type: run.succeeded, pipeline_id: pl_missing }
+    trigger: { dag_id: no_such_dag }
+  - name: to-paused-dag
+    match: { type: run.succeeded, pipeline_id: pl_paused }
+    trigger: { dag_id: paused_dag }
+`;
+
+  describe(`real Airflow ${major} (api ${api})`, () => {
+    beforeAll(async () => {
+      af = await startAirflow({ major, ...(jwtExpirationSeconds ? { jwtExpirationSeconds } : {}) });
+      bridge = await e2eBridge(routes(`{ type: password, username: ${af.username}, password: ${af.password} }`).replace('URL', af.url));
+    }, 240_000);
+    afterAll(async () => {
+      await bridge?.close();
+      await af?.stop();
+    }, 60_000);
+
+    it('signed webhook → one DAG run with the rendered conf and dag_run_id, which reaches success', async () => {
+      const event = completionEvent({ data: { run_id: `run_e2e_${major}`, pipeline_id: 'pl_8f2a9c1d4e', pipeline_name: 'nightly_sales_to_warehouse', status: 'succeeded', parameters: { business_date: '2026-11-23' }, tags: { team: 'sales' }, metrics: { rows_written: 120344 } } });
+      const answer = await bridge.send(event);
+      expect(answer.status).toBe(202);
+      const [job] = await bridge.settled(answer.body.id);
+      expect(job).toMatchObject({ route: 'sales-to-dbt', state: 'done', attempts: 1, dagRunId: `planasonix__run_e2e_${major}__sales-to-dbt`, airflowState: 'queued' });
+
+      const airflow = airflowApi(af);
+      const run = await airflow.waitState('record_conf', job!.dagRunId!, 'success');
+      const conf = { business_date: '2026-11-23', planasonix_run_id: `run_e2e_${major}`, rows: 120344, tags: { team: 'sales' } };
+      expect(run.conf).toEqual(conf);
+      expect(run.note).toBe(`Triggered by Planasonix run run_e2e_${major}`);
+      // What the DAG's task itself received, read back from its XCom.
+      expect(await airflow.xcom('record_conf', job!.dagRunId!, 'record')).toEqual(conf);
+    }, 120_000);
+
+    it('the same webhook again, and a replay of the job, still leave exactly one DAG run', async () => {
+      const event = completionEvent({ data: { run_id: `run_dup_${major}`, pipeline_id: 'pl_8f2a9c1d4e', pipeline_name: 'nightly_x', status: 'succeeded', parameters: { business_date: 'd' } } });
+      const first = await bridge.send(event);
+      const [job] = await bridge.settled(first.body.id);
+      expect(job!.state).toBe('done');
+
+      const again = await bridge.send(event);
+      expect(again).toEqual({ status: 200, body: expect.objectContaining({ id: first.body.id, duplicate: true }) });
+
+      // Replaying a job that did run sends the same dag_run_id again: Airflow answers 409.
+      expect(await bridge.store.replayJob(job!.id, Date.now())).toBe(true);
+      bridge.bridge.dispatcher.wake();
+      const [replayed] = await bridge.settled(first.body.id);
+      expect(replayed!.state).toBe('done');
+      const attempts = await bridge.store.attemptsOfJob(job!.id);
+      expect(attempts.map((a) => [a.httpStatus, a.outcome])).toEqual([[200, 'triggered'], [409, 'exists']]);
+
+      const runs = (await airflowApi(af).runs('record_conf')).filter((r) => r.dag_run_id === job!.dagRunId);
+      expect(runs).toHaveLength(1);
+    }, 120_000);
+
+    it("a route to a missing DAG is dead-lettered with Airflow's detail", async () => {
+      const answer = await bridge.send(completionEvent({ data: { run_id: `run_missing_${major}`, pipeline_id: 'pl_missing', status: 'succeeded' } }));
+      const [job] = await bridge.settled(answer.body.id);
+      expect(job).toMatchObject({ route: 'to-missing-dag', state: 'dead', attempts: 1 });
+      expect(job!.lastError).toMatch(/answered 404: .*no_such_dag.* not found/i);
+    }, 60_000);
+
+    it('a paused DAG accepts the run (queued), and the bridge warns naming the DAG', async () => {
+      const answer = await bridge.send(completionEvent({ data: { run_id: `run_paused_${major}`, pipeline_id: 'pl_paused', status: 'succeeded' } }));
+      const [job] = await bridge.settled(answer.body.id);
+      expect(job).toMatchObject({ state: 'done', airflowState: 'queued' });
+      expect(bridge.logLines.some((l) => typeof l.msg === 'string' && l.msg.includes('DAG paused_dag is paused'))).toBe(true);
+    }, 60_000);
+
+    it('a wrong password is dead-lettered with a clear auth reason', async () => {
+      const wrong = await e2eBridge(routes(`{ type: password, username: ${af.username}, password: not-the-password }`).replace('URL', af.url));
+      try {
+        const answer = await wrong.send(completionEvent({ data: { run_id: `run_badpw_${major}`, pipeline_id: 'pl_x', pipeline_name: 'nightly_x', status: 'succeeded', parameters: { business_date: 'd' } } }));
+        const [job] = await wrong.settled(answer.body.id);
+        expect(job!.state).toBe('dead');
+        expect(job!.lastError).toMatch(major === 3 ? /refused the configured username\/password at POST \/auth\/token \(401/ : /answered 403: .*Forbidden/);
+      } finally {
+        await wrong.close();
+      }
+    }, 60_000);
+
+    it('/readyz reports the Airflow instance as reachable', async () => {
+      const ready = (await (await fetch(`${bridge.url}/readyz`)).json()) as { airflow: Record<string, { reachable: boolean; circuit: string }> };
+      expect(ready.airflow.default).toMatchObject({ reachable: true, circuit: 'closed' });
+    });
+
+    extra?.(() => af);
+  });
+}
