@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { airflowApi, e2eBridge } from '../helpers/e2e.js';
 import { completionEvent } from '../helpers/sign.js';
+import { crashBetweenTriggerAndRecord } from './crash.js';
 import { startAirflow, type StartedAirflow } from './harness.js';
 
 export interface ContractOptions {
@@ -116,6 +117,8 @@ routes:
       const ready = (await (await fetch(`${bridge.url}/readyz`)).json()) as { airflow: Record<string, { reachable: boolean; circuit: string }> };
       expect(ready.airflow.default).toMatchObject({ reachable: true, circuit: 'closed' });
     });
+
+    crashBetweenTriggerAndRecord(() => af, api);
 
     extra?.(() => af);
   });
