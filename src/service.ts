@@ -10,6 +10,7 @@ import type { Store } from './store/types.js';
 import type { ConfigProblem } from './config/load.js';
 import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
 import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
+import { createMetrics } from './metrics/metrics.js';
 
 export interface Running {
   url: string;
@@ -42,11 +43,13 @@ export function createBridge(config: Config, logger: Logger, options: BridgeOpti
   const store = openStore(config.store);
   const clients = new Map(Object.entries(config.airflow).map(([name, instance]) => [name, createAirflowClient(name, instance, { logger, ...(options.airflowClock ? { clock: options.airflowClock } : {}) })]));
   const dispatcher = createDispatcher({ store, config: () => config, clients, logger });
+  const metrics = createMetrics();
   const app = createApp({
     config,
     sources: built.sources,
     store,
     logger,
+    metrics,
     onJobs: dispatcher.wake,
     airflowHealth: () => airflowHealth(clients, dispatcher),
   });

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { substituteEnv, formatPath, type Env } from './env.js';
+import { checkLoops } from '../guard/graph.js';
 import { configSchema, type Config } from './schema.js';
 
 export interface ConfigProblem {
@@ -8,7 +9,8 @@ export interface ConfigProblem {
   message: string;
 }
 
-export type ConfigResult = { ok: true; config: Config } | { ok: false; problems: ConfigProblem[] };
+/** `warnings` are worth logging at start but do not stop it (e.g. a cycle every route allows). */
+export type ConfigResult = { ok: true; config: Config; warnings: string[] } | { ok: false; problems: ConfigProblem[] };
 
 /** Every problem is reported at once, each with the path of the value to fix. */
 export function parseConfig(text: string, env: Env): ConfigResult {
@@ -33,7 +35,13 @@ export function parseConfig(text: string, env: Env): ConfigResult {
   const missing = new Set(problems.map((p) => p.path));
   const all = [...problems, ...schemaProblems.filter((p) => !(missing.has(p.path) && p.message === 'empty after substitution'))];
   if (all.length > 0 || !parsed.success) return { ok: false, problems: all };
-  return { ok: true, config: parsed.data };
+  // The loop guard's static check needs the whole, typed config: it runs last.
+  const loops = checkLoops(parsed.data.routes, parsed.data.loop_guard);
+  if (loops.errors.length > 0) {
+    const index = new Map(parsed.data.routes.map((r, i) => [r.name, i]));
+    return { ok: false, problems: loops.errors.map((e) => ({ path: `routes[${index.get(e.route)}]`, message: e.message })) };
+  }
+  return { ok: true, config: parsed.data, warnings: loops.warnings };
 }
 
 export async function loadConfig(file: string, env: Env = process.env): Promise<ConfigResult> {

@@ -206,6 +206,29 @@ const route = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'route names use letters, digits, _, . and -'),
   match,
   trigger,
+  /** Lets a static cycle through this route start (a warning); lineage and the breaker bound it. */
+  allow_cycle: z.boolean().default(false),
+});
+
+// --- Loop guard ---------------------------------------------------------------------
+
+const pipelineRef = z.strictObject({ pipeline_id: nonEmpty });
+const edgeEnd = z.union([z.strictObject({ dag_id: nonEmpty }), pipelineRef]);
+
+const loopGuard = z.strictObject({
+  max_depth: integer(1).default(5),
+  breaker: z
+    .strictObject({
+      max_triggers: integer(1).default(30),
+      window: duration.default(600_000),
+    })
+    .prefault({}),
+  /** The forward integration: which DAGs start which pipelines, and Planasonix's own chaining. */
+  edges: z
+    .array(
+      z.strictObject({ from: edgeEnd, to: pipelineRef }),
+    )
+    .default([]),
 });
 
 const dispatch = z.strictObject({
@@ -248,6 +271,7 @@ export const configSchema = z
     airflow: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, 'Airflow instance names use letters, digits, _ and -'), airflowInstance).default({}),
     routes: z.array(route).default([]),
     dispatch: dispatch.prefault({}),
+    loop_guard: loopGuard.prefault({}),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, string>();
@@ -282,6 +306,7 @@ export type VerifyConfig = z.output<typeof verifySchema>;
 export type RateLimitConfig = z.output<typeof rateLimit>;
 export type AirflowConfig = z.output<typeof airflowInstance>;
 export type RouteConfig = z.output<typeof route>;
+export type LoopGuardConfig = z.output<typeof loopGuard>;
 
 export function sqlitePath(url: string): string {
   return (sqliteUrl.exec(url)?.[1] ?? '').replace(/^\/\/(?=\/)/, '');

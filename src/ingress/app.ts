@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
 import type { Clock } from '../verify/types.js';
+import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { sendProblem } from './problems.js';
 import type { Source } from './sources.js';
 import { webhookHandlers } from './webhook.js';
@@ -19,12 +20,14 @@ export interface AppDeps {
   onJobs?: () => void;
   /** Per Airflow instance, for /readyz. */
   airflowHealth?: () => Promise<Record<string, unknown>>;
+  metrics?: Metrics;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createApp(deps: AppDeps): Express {
   const clock = deps.clock ?? Date.now;
+  const metrics = deps.metrics ?? createMetrics();
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.config.server.trust_proxy);
@@ -72,8 +75,12 @@ export function createApp(deps: AppDeps): Express {
     res.status(store.ok ? 200 : 503).json(body);
   });
 
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
   for (const source of deps.sources) {
-    app.post(source.config.path, ...webhookHandlers(source, { store: deps.store, clock, server: deps.config.server, routes: () => deps.config.routes, onJobs: deps.onJobs ?? (() => {}) }));
+    app.post(source.config.path, ...webhookHandlers(source, { store: deps.store, clock, server: deps.config.server, config: () => deps.config, metrics, onJobs: deps.onJobs ?? (() => {}) }));
     app.all(source.config.path, (_req, res) => {
       res.setHeader('allow', 'POST');
       sendProblem(res, 'method_not_allowed', 'webhooks are delivered with POST');

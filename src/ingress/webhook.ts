@@ -1,8 +1,10 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
-import type { Config, RouteConfig } from '../config/schema.js';
-import { routeEvent } from '../route/route.js';
+import type { Config } from '../config/schema.js';
 import { parseEvent } from '../event/schema.js';
+import { planEvent } from '../guard/plan.js';
+import { reportGuard } from '../guard/report.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { Store } from '../store/types.js';
 import type { Clock } from '../verify/types.js';
 import { sendProblem } from './problems.js';
@@ -13,7 +15,8 @@ export interface WebhookDeps {
   clock: Clock;
   server: Config['server'];
   /** Read per request, so a reloaded config applies to the next delivery. */
-  routes: () => readonly RouteConfig[];
+  config: () => Pick<Config, 'routes' | 'loop_guard'>;
+  metrics: Metrics;
   /** Told after a commit that created jobs, so dispatch starts without polling delay. */
   onJobs: () => void;
 }
@@ -80,8 +83,10 @@ function accept(source: Source, deps: WebhookDeps): RequestHandler {
     res.locals.deliveryId = deliveryId;
     res.locals.eventId = event.value.id;
 
-    // Routing is pure (config + event), so its decision commits in the same transaction as the event.
-    const routed = routeEvent(event.value, source.name, deps.routes());
+    // Routing and lineage are pure (config + event); their decision commits in the same
+    // transaction as the event, together with the breaker's.
+    const config = deps.config();
+    const plan = planEvent(event.value, source.name, config);
     const stored = await deps.store.insertEvent({
       source: source.name,
       deliveryId,
@@ -93,14 +98,15 @@ function accept(source: Source, deps: WebhookDeps): RequestHandler {
       headers: keptHeaders(req, source.keptHeaders),
       body,
       receivedAt: new Date(deps.clock()),
-    }, routed.jobs);
+    }, plan.jobs, plan.policy);
     if (!stored.ok) return sendProblem(res, stored.error.reason, 'the event could not be stored; retry later', stored.error.message);
-    if (!stored.value.duplicate && routed.jobs.length > 0) deps.onJobs();
+    if (stored.value.jobs.some((j) => j.state === 'pending')) deps.onJobs();
 
     res.locals.outcome = stored.value.duplicate ? 'duplicate' : 'accepted';
     res.locals.storedId = stored.value.id;
-    res.locals.routes = routed.jobs.map((j) => j.route);
+    res.locals.routes = plan.jobs.map((j) => j.route);
     res.status(stored.value.duplicate ? 200 : 202).json({ id: stored.value.id, event_id: event.value.id, duplicate: stored.value.duplicate });
+    if (!stored.value.duplicate) await reportGuard(plan, stored.value, event.value.id, { store: deps.store, config, logger: req.log, metrics: deps.metrics });
   };
 }
 

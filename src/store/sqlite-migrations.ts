@@ -30,7 +30,11 @@ export const sqliteMigrations: readonly string[] = [
      dag_id          TEXT    NOT NULL,
      dag_run_id      TEXT,
      request         TEXT,
-     state           TEXT    NOT NULL CHECK (state IN ('pending', 'done', 'dead')),
+     state           TEXT    NOT NULL CHECK (state IN ('pending', 'done', 'dead', 'blocked')),
+     source_pipeline TEXT    NOT NULL,
+     target          TEXT    NOT NULL,
+     lineage         TEXT    NOT NULL,
+     block_reason    TEXT,
      attempts        INTEGER NOT NULL DEFAULT 0,
      next_attempt_at INTEGER NOT NULL,
      lease_owner     TEXT,
@@ -45,6 +49,24 @@ export const sqliteMigrations: readonly string[] = [
    );
    CREATE INDEX jobs_due ON jobs (airflow, state, next_attempt_at);
    CREATE INDEX jobs_state ON jobs (state, updated_at);
+   CREATE INDEX jobs_pair ON jobs (source_pipeline, target, created_at);
+   CREATE TABLE breakers (
+     source_pipeline TEXT    NOT NULL,
+     target          TEXT    NOT NULL,
+     opened_at       INTEGER,
+     open_until      INTEGER,
+     reset_at        INTEGER,
+     PRIMARY KEY (source_pipeline, target)
+   );
+   CREATE TABLE learned_edges (
+     dag_id        TEXT    NOT NULL,
+     pipeline_id   TEXT    NOT NULL,
+     pipeline_name TEXT,
+     first_seen    INTEGER NOT NULL,
+     last_seen     INTEGER NOT NULL,
+     events        INTEGER NOT NULL,
+     PRIMARY KEY (dag_id, pipeline_id)
+   );
    CREATE TABLE attempts (
      seq           INTEGER PRIMARY KEY AUTOINCREMENT,
      job_id        TEXT    NOT NULL REFERENCES jobs (id),

@@ -3,9 +3,11 @@ import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
+import { breakerVerdict, describeBreaker } from '../guard/breaker.js';
+import type { BlockReason, Lineage } from '../guard/lineage.js';
 import type { TriggerRequest } from '../route/route.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
-import type { Attempt, AttemptOutcome, EventStatus, Job, JobState, NewEvent, NewJob, Store, StoredEvent } from './types.js';
+import type { Attempt, AttemptOutcome, EventStatus, Inserted, IngestPolicy, Job, JobState, NewEvent, NewJob, Store, StoredEvent } from './types.js';
 
 export interface SqliteOptions {
   path: string;
@@ -39,6 +41,10 @@ interface JobRow {
   dag_run_id: string | null;
   request: string | null;
   state: JobState;
+  source_pipeline: string;
+  target: string;
+  lineage: string;
+  block_reason: BlockReason | null;
   attempts: number;
   next_attempt_at: number;
   lease_owner: string | null;
@@ -100,8 +106,35 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
      RETURNING id`,
   );
   const insertJobRow = db.prepare(
-    `INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, next_attempt_at, last_error, received_at, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
+                       next_attempt_at, last_error, received_at, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const pairCount = db.prepare<[string, string, number], { n: number }>(
+    "SELECT count(*) AS n FROM jobs WHERE source_pipeline = ? AND target = ? AND state != 'blocked' AND created_at > ?",
+  );
+  const breakerRow = db.prepare<[string, string], { open_until: number | null; reset_at: number | null; opened_at: number | null }>(
+    'SELECT opened_at, open_until, reset_at FROM breakers WHERE source_pipeline = ? AND target = ?',
+  );
+  const openBreaker = db.prepare(
+    `INSERT INTO breakers (source_pipeline, target, opened_at, open_until) VALUES (?, ?, ?, ?)
+     ON CONFLICT (source_pipeline, target) DO UPDATE SET opened_at = excluded.opened_at, open_until = excluded.open_until`,
+  );
+  const resetBreakerRow = db.prepare(
+    `INSERT INTO breakers (source_pipeline, target, reset_at) VALUES (?, ?, ?)
+     ON CONFLICT (source_pipeline, target) DO UPDATE SET opened_at = NULL, open_until = NULL, reset_at = excluded.reset_at`,
+  );
+  const openBreakerRows = db.prepare<[number], { source_pipeline: string; target: string; opened_at: number; open_until: number }>(
+    'SELECT source_pipeline, target, opened_at, open_until FROM breakers WHERE open_until > ? ORDER BY opened_at',
+  );
+  const learnEdge = db.prepare<[string, string, string | null, number, number], { events: number }>(
+    `INSERT INTO learned_edges (dag_id, pipeline_id, pipeline_name, first_seen, last_seen, events) VALUES (?, ?, ?, ?, ?, 1)
+     ON CONFLICT (dag_id, pipeline_id) DO UPDATE SET last_seen = excluded.last_seen, events = events + 1,
+       pipeline_name = coalesce(excluded.pipeline_name, pipeline_name)
+     RETURNING events`,
+  );
+  const learnedRows = db.prepare<[], { dag_id: string; pipeline_id: string; pipeline_name: string | null }>(
+    'SELECT dag_id, pipeline_id, pipeline_name FROM learned_edges ORDER BY dag_id, pipeline_id',
   );
   const existing = db.prepare<[string, string], { id: string }>('SELECT id FROM events WHERE source = ? AND delivery_id = ?');
   const eventById = db.prepare<[string], EventRow>('SELECT * FROM events WHERE id = ?');
@@ -131,11 +164,18 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   );
   const nextDue = db.prepare<[], { at: number | null }>("SELECT min(next_attempt_at) AS at FROM jobs WHERE state = 'pending'");
   const replay = db.prepare(
-    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL WHERE id = ? AND state IN ('dead', 'done') AND request IS NOT NULL",
+    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL WHERE id = ? AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
   );
   const probe = db.prepare<[string]>('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)');
 
-  const insertWithJobs = db.transaction((e: NewEvent, jobs: readonly NewJob[]) => {
+  /** The breaker's count and state for a pair, as of `now`. */
+  const pair = (source: string, target: string, now: number, windowMs: number) => {
+    const breaker = breakerRow.get(source, target);
+    const since = Math.max(now - windowMs, breaker?.reset_at ?? 0);
+    return { count: pairCount.get(source, target, since)!.n, openUntil: breaker?.open_until ?? null };
+  };
+
+  const insertWithJobs = db.transaction((e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Omit<Inserted, 'duplicate'> | undefined => {
     const id = randomUUID();
     const row = insertEventRow.get(
       id, e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId,
@@ -144,23 +184,37 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
     if (!row) return undefined;
     const now = clock();
     const received = e.receivedAt.getTime();
+    const outcomes: Inserted['jobs'] = [];
     for (const job of jobs) {
+      let block = job.block;
+      if (!block && job.request) {
+        const verdict = breakerVerdict(pair(job.sourcePipeline, job.target, now, policy.breaker.windowMs), now, policy.breaker);
+        if (verdict.block) {
+          if (verdict.opened) openBreaker.run(job.sourcePipeline, job.target, now, verdict.openUntil);
+          block = { reason: 'breaker_open', detail: describeBreaker(job.sourcePipeline, job.target, policy.breaker, verdict.openUntil) };
+        }
+      }
+      const state: JobState = !job.request ? 'dead' : block ? 'blocked' : 'pending';
       insertJobRow.run(
-        randomUUID(), id, job.route, job.airflow, job.dagId, job.request?.dag_run_id ?? null,
-        job.request ? JSON.stringify(job.request) : null, job.request ? 'pending' : 'dead', received, job.error ?? null, received, now, now,
+        randomUUID(), id, job.route, job.airflow, job.dagId, job.request?.dag_run_id ?? null, job.request ? JSON.stringify(job.request) : null,
+        state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
+        received, job.error ?? block?.detail ?? null, received, now, now,
       );
+      outcomes.push({ route: job.route, state, ...(block ? { block } : {}) });
     }
-    return id;
+    const edge = policy.learnedEdge;
+    const newLearnedEdge = edge ? learnEdge.get(edge.dagId, edge.pipelineId, edge.pipelineName, now, now)!.events === 1 : false;
+    return { id, jobs: outcomes, newLearnedEdge };
   });
 
   return {
-    async insertEvent(e, jobs) {
+    async insertEvent(e, jobs, policy) {
       try {
-        const id = insertWithJobs.immediate(e, jobs);
-        if (id) return ok({ id, duplicate: false });
+        const inserted = insertWithJobs.immediate(e, jobs, policy);
+        if (inserted) return ok({ ...inserted, duplicate: false });
         const earlier = existing.get(e.source, e.deliveryId);
         if (!earlier) return fail('store_unavailable', 'insert reported a duplicate that cannot be read back');
-        return ok({ id: earlier.id, duplicate: true });
+        return ok({ id: earlier.id, duplicate: true, jobs: [], newLearnedEdge: false });
       } catch (err) {
         return fail('store_unavailable', `SQLite: ${(err as Error).message}`);
       }
@@ -217,6 +271,24 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
 
     async replayJob(id, now) {
       return replay.run(now, now, id).changes === 1;
+    },
+
+    async learnedEdges() {
+      return learnedRows.all().map((r) => ({ dagId: r.dag_id, pipelineId: r.pipeline_id, pipelineName: r.pipeline_name }));
+    },
+
+    async openBreakers(now) {
+      return openBreakerRows.all(now).map((r) => ({ sourcePipeline: r.source_pipeline, target: r.target, openedAt: r.opened_at, openUntil: r.open_until }));
+    },
+
+    async resetBreaker(source, target, now) {
+      const wasOpen = (breakerRow.get(source, target)?.open_until ?? 0) > now;
+      resetBreakerRow.run(source, target, now);
+      return wasOpen;
+    },
+
+    async pairState(source, target, now, windowMs) {
+      return pair(source, target, now, windowMs);
     },
 
     async checkWritable() {
@@ -292,6 +364,10 @@ function toJob(row: JobRow): Job {
     dagRunId: row.dag_run_id,
     request: row.request === null ? null : (JSON.parse(row.request) as TriggerRequest),
     state: row.state,
+    sourcePipeline: row.source_pipeline,
+    target: row.target,
+    lineage: JSON.parse(row.lineage) as Lineage,
+    blockReason: row.block_reason,
     attempts: row.attempts,
     nextAttemptAt: row.next_attempt_at,
     lastError: row.last_error,

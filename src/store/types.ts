@@ -1,5 +1,10 @@
 import type { Result } from '../errors/result.js';
+import type { BreakerPolicy } from '../guard/breaker.js';
+import type { LearnedEdge } from '../guard/graph.js';
+import type { BlockReason, GuardedJob, Lineage } from '../guard/lineage.js';
 import type { TriggerRequest } from '../route/route.js';
+
+export type { LearnedEdge };
 
 /** What ingress hands to the store: a verified, parsed delivery and the exact bytes received. */
 export interface NewEvent {
@@ -26,17 +31,14 @@ export interface StoredEvent extends NewEvent {
   status: EventStatus;
 }
 
-/** One trigger job per matching route, written in the same transaction as its event. */
-export interface NewJob {
-  route: string;
-  airflow: string;
-  dagId: string;
-  /** Absent when the route's templates could not be rendered: the job starts dead with `error`. */
-  request?: TriggerRequest;
-  error?: string;
-}
+/**
+ * One trigger job per matching route, written in the same transaction as its event. Without
+ * a request (templates failed) it starts dead; with a lineage block it starts blocked.
+ */
+export type NewJob = GuardedJob;
 
-export type JobState = 'pending' | 'done' | 'dead';
+/** blocked: refused by the loop guard; never retried automatically, replayable by an operator. */
+export type JobState = 'pending' | 'done' | 'dead' | 'blocked';
 
 export interface Job {
   id: string;
@@ -47,6 +49,10 @@ export interface Job {
   dagRunId: string | null;
   request: TriggerRequest | null;
   state: JobState;
+  sourcePipeline: string;
+  target: string;
+  lineage: Lineage;
+  blockReason: BlockReason | null;
   /** Attempts since the job was created or last replayed. */
   attempts: number;
   nextAttemptAt: number;
@@ -82,6 +88,24 @@ export type JobUpdate =
 export interface Inserted {
   id: string;
   duplicate: boolean;
+  /** What became of each job (empty for a duplicate). */
+  jobs: { route: string; state: JobState; block?: { reason: BlockReason; detail: string } }[];
+  /** The event taught a DAG → pipeline edge the store had not seen. */
+  newLearnedEdge: boolean;
+}
+
+/** What the store applies inside the ingest transaction. */
+export interface IngestPolicy {
+  breaker: BreakerPolicy;
+  /** From `data.trigger.correlation.dag_id`: that DAG started this pipeline. */
+  learnedEdge?: LearnedEdge;
+}
+
+export interface Breaker {
+  sourcePipeline: string;
+  target: string;
+  openedAt: number;
+  openUntil: number;
 }
 
 export type StoreReason = 'store_unavailable';
@@ -99,8 +123,11 @@ export interface ClaimOptions {
  * PostgreSQL implementation for several replicas fits the same shape.
  */
 export interface Store {
-  /** Commits the event and its jobs (or finds the earlier delivery) before resolving. */
-  insertEvent(event: NewEvent, jobs: readonly NewJob[]): Promise<Result<Inserted, StoreReason>>;
+  /**
+   * Commits the event, its jobs (the breaker judged in the same transaction) and a learned
+   * edge — or finds the earlier delivery — before resolving.
+   */
+  insertEvent(event: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Promise<Result<Inserted, StoreReason>>;
   getEvent(id: string): Promise<StoredEvent | undefined>;
   /** Due pending jobs for one Airflow instance, leased to `owner` until now + leaseMs. */
   claimJobs(options: ClaimOptions): Promise<Job[]>;
@@ -114,10 +141,17 @@ export interface Store {
   jobsOfEvent(eventId: string): Promise<Job[]>;
   attemptsOfJob(jobId: string): Promise<Attempt[]>;
   /**
-   * Dead or done job → pending now, attempts counted afresh; false for a pending job or one
-   * that never rendered. Replaying a job that did run is harmless: the same dag_run_id meets a 409.
+   * Dead, blocked or done job → pending now, attempts counted afresh; false for a pending job
+   * or one that never rendered. Replaying a job that did run is harmless: the same dag_run_id
+   * meets a 409. A blocked job replayed is sent without asking the loop guard again.
    */
   replayJob(id: string, now: number): Promise<boolean>;
+  learnedEdges(): Promise<LearnedEdge[]>;
+  openBreakers(now: number): Promise<Breaker[]>;
+  /** Closes a pair's breaker and restarts its count; false if it was not open. */
+  resetBreaker(sourcePipeline: string, target: string, now: number): Promise<boolean>;
+  /** The breaker's view of a pair right now (for explain). */
+  pairState(sourcePipeline: string, target: string, now: number, windowMs: number): Promise<import('../guard/breaker.js').PairState>;
   /** Resolves when a write could be committed now (readiness). */
   checkWritable(): Promise<Result<true, StoreReason>>;
   close(): Promise<void>;

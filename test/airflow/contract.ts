@@ -59,7 +59,13 @@ routes:
 
       const airflow = airflowApi(af);
       const run = await airflow.waitState('record_conf', job!.dagRunId!, 'success');
-      const conf = { business_date: '2026-11-23', planasonix_run_id: `run_e2e_${major}`, rows: 120344, tags: { team: 'sales' } };
+      const conf = {
+        business_date: '2026-11-23',
+        planasonix_run_id: `run_e2e_${major}`,
+        rows: 120344,
+        tags: { team: 'sales' },
+        planasonix_bridge: { chain_id: expect.any(String), depth: 1, path: ['planasonix:pl_8f2a9c1d4e', 'airflow:record_conf'], event_id: event.id, route: 'sales-to-dbt' },
+      };
       expect(run.conf).toEqual(conf);
       expect(run.note).toBe(`Triggered by Planasonix run run_e2e_${major}`);
       // What the DAG's task itself received, read back from its XCom.

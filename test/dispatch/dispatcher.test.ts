@@ -51,7 +51,12 @@ describe('dispatcher (against the fault-injection fake)', () => {
       method: 'POST',
       path: DAG_RUNS,
       authorization: 'Bearer token-1',
-      body: { dag_run_id: 'planasonix__run_1__sales-to-dbt', logical_date: null, conf: { business_date: '2026-11-23', run: 'run_1' }, note: 'Triggered by Planasonix run run_1' },
+      body: {
+        dag_run_id: 'planasonix__run_1__sales-to-dbt',
+        logical_date: null,
+        conf: { business_date: '2026-11-23', run: 'run_1', planasonix_bridge: { chain_id: expect.any(String), depth: 1, path: ['planasonix:pl_8f2a9c1d4e', 'airflow:dbt_sales_models'], event_id: expect.any(String), route: 'sales-to-dbt' } },
+        note: 'Triggered by Planasonix run run_1',
+      },
     });
     expect(Object.keys(triggers()[0]!.body as object)).toEqual(['dag_run_id', 'logical_date', 'conf', 'note']);
   });
@@ -146,7 +151,7 @@ describe('dispatcher (against the fault-injection fake)', () => {
     await r.settled(await r.submit({ data: { run_id: 'run_v1', pipeline_id: 'pl_8f2a9c1d4e', status: 'succeeded' } }));
     const [sent] = airflow.seen.filter((s) => s.path === '/api/v1/dags/dbt_sales_models/dagRuns');
     expect(sent!.authorization).toBe(`Basic ${Buffer.from('admin:s3cr3t').toString('base64')}`);
-    expect(sent!.body).toEqual({ dag_run_id: 'planasonix__run_v1__sales-to-dbt', conf: { business_date: 'none', run: 'run_v1' } });
+    expect(sent!.body).toEqual({ dag_run_id: 'planasonix__run_v1__sales-to-dbt', conf: { business_date: 'none', run: 'run_v1', planasonix_bridge: expect.objectContaining({ depth: 1 }) } });
   });
 
   it('opens the circuit after consecutive failures: nothing is sent during the cooldown', async () => {

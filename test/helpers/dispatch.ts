@@ -4,7 +4,7 @@ import { createAirflowClient } from '../../src/dispatch/airflow.js';
 import { createDispatcher } from '../../src/dispatch/dispatcher.js';
 import { parseEvent } from '../../src/event/schema.js';
 import { createLogger } from '../../src/log/logger.js';
-import { routeEvent } from '../../src/route/route.js';
+import { planEvent } from '../../src/guard/plan.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { Job } from '../../src/store/types.js';
 import { configFrom, SECRET, tempDir } from './app.js';
@@ -38,10 +38,11 @@ export function dispatchRig(yaml: string, options: { random?: () => number } = {
       const body = Buffer.from(JSON.stringify(completionEvent(overrides)));
       const event = parseEvent(body);
       if (!event.ok) throw new Error(event.error.message);
-      const routed = routeEvent(event.value, 'planasonix', config.routes);
+      const plan = planEvent(event.value, 'planasonix', config);
       const inserted = await store.insertEvent(
         { source: 'planasonix', deliveryId: `d${++deliveries}-${Date.now()}`, scheme: 'standard-webhooks', eventId: event.value.id, type: event.value.type, pipelineId: event.value.data.pipeline_id, runId: event.value.data.run_id, headers: {}, body, receivedAt: new Date() },
-        routed.jobs,
+        plan.jobs,
+        plan.policy,
       );
       if (!inserted.ok) throw new Error(inserted.error.message);
       dispatcher.wake();

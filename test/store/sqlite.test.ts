@@ -3,7 +3,9 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { sqliteMigrations } from '../../src/store/sqlite-migrations.js';
-import type { NewEvent } from '../../src/store/types.js';
+import type { IngestPolicy, NewEvent, NewJob } from '../../src/store/types.js';
+
+const POLICY: IngestPolicy = { breaker: { maxTriggers: 100, windowMs: 60_000 } };
 import { tempDir } from '../helpers/app.js';
 
 let cleanup: (() => void) | undefined;
@@ -47,7 +49,7 @@ describe('SQLite store', () => {
 
   it('stores the exact bytes and reads the event back', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100 });
-    const inserted = await store.insertEvent(event('d1'), []);
+    const inserted = await store.insertEvent(event('d1'), [], POLICY);
     if (!inserted.ok) throw new Error(inserted.error.message);
     expect(inserted.value.duplicate).toBe(false);
     const back = await store.getEvent(inserted.value.id);
@@ -58,10 +60,10 @@ describe('SQLite store', () => {
 
   it('dedupes on (source, delivery id): same id in another source is a new event', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100 });
-    const first = await store.insertEvent(event('d1'), []);
-    const again = await store.insertEvent(event('d1'), []);
-    const other = await store.insertEvent(event('d1', 'other-source'), []);
-    expect(again).toEqual({ ok: true, value: { id: first.ok && first.value.id, duplicate: true } });
+    const first = await store.insertEvent(event('d1'), [], POLICY);
+    const again = await store.insertEvent(event('d1'), [], POLICY);
+    const other = await store.insertEvent(event('d1', 'other-source'), [], POLICY);
+    expect(again).toEqual({ ok: true, value: { id: first.ok && first.value.id, duplicate: true, jobs: [], newLearnedEdge: false } });
     expect(other.ok && other.value.duplicate).toBe(false);
     await store.close();
   });
@@ -69,7 +71,7 @@ describe('SQLite store', () => {
   it('reopens an existing database without re-running migrations, keeping the data', async () => {
     const path = dbFile();
     const first = openSqliteStore({ path, busyTimeoutMs: 100 });
-    const inserted = await first.insertEvent(event('d1'), []);
+    const inserted = await first.insertEvent(event('d1'), [], POLICY);
     await first.close();
     const second = openSqliteStore({ path, busyTimeoutMs: 100 });
     expect(await second.getEvent(inserted.ok ? inserted.value.id : '')).toBeDefined();
@@ -90,7 +92,7 @@ describe('SQLite store', () => {
     const store = openSqliteStore({ path, busyTimeoutMs: 50 });
     const blocker = new Database(path);
     blocker.exec('BEGIN EXCLUSIVE');
-    const result = await store.insertEvent(event('d1'), []);
+    const result = await store.insertEvent(event('d1'), [], POLICY);
     expect(result).toMatchObject({ ok: false, error: { reason: 'store_unavailable' } });
     expect(await store.checkWritable()).toMatchObject({ ok: false });
     blocker.exec('ROLLBACK');
@@ -103,17 +105,18 @@ describe('SQLite store', () => {
 
 describe('SQLite store: trigger jobs', () => {
   const request = { dag_run_id: 'planasonix__run_1__r', logical_date: null, conf: { a: 1 }, note: null };
-  const jobs = [
-    { route: 'r', airflow: 'default', dagId: 'dag_a', request },
-    { route: 'broken', airflow: 'default', dagId: 'dag_b', error: 'conf: missing' },
+  const guarded = (dagId: string) => ({ sourcePipeline: 'pl_1', target: `airflow:${dagId}`, lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', `airflow:${dagId}`], event_id: 'e', route: 'r' } });
+  const jobs: NewJob[] = [
+    { route: 'r', airflow: 'default', dagId: 'dag_a', request, ...guarded('dag_a') },
+    { route: 'broken', airflow: 'default', dagId: 'dag_b', error: 'conf: missing', ...guarded('dag_b') },
   ];
   let now = Date.parse('2026-12-01T00:00:00Z');
   const clock = () => now;
 
   it('writes an event with its jobs in one transaction: pending, or dead with the render error; routed/unrouted status', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100, clock });
-    const routed = await store.insertEvent(event('d1'), jobs);
-    const unrouted = await store.insertEvent(event('d2'), []);
+    const routed = await store.insertEvent(event('d1'), jobs, POLICY);
+    const unrouted = await store.insertEvent(event('d2'), [], POLICY);
     const id = routed.ok ? routed.value.id : '';
     expect((await store.getEvent(id))!.status).toBe('routed');
     expect((await store.getEvent(unrouted.ok ? unrouted.value.id : ''))!.status).toBe('unrouted');
@@ -123,14 +126,14 @@ describe('SQLite store: trigger jobs', () => {
       ['r', 'pending', 'planasonix__run_1__r', null],
     ]);
     // A duplicate delivery adds no jobs.
-    await store.insertEvent(event('d1'), jobs);
+    await store.insertEvent(event('d1'), jobs, POLICY);
     expect(await store.jobsOfEvent(id)).toHaveLength(2);
     await store.close();
   });
 
   it('leases a claimed job; another owner gets it only after the lease; a lost lease cannot record', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100, clock });
-    await store.insertEvent(event('d1'), jobs.slice(0, 1));
+    await store.insertEvent(event('d1'), jobs.slice(0, 1), POLICY);
     const claim = (owner: string) => store.claimJobs({ airflow: 'default', now, limit: 10, leaseMs: 30_000, owner });
     const [job] = await claim('A');
     expect(job).toBeDefined();
@@ -148,7 +151,7 @@ describe('SQLite store: trigger jobs', () => {
 
   it('claims only due jobs, per Airflow instance, up to the limit; nextDueAt tells when', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100, clock });
-    await store.insertEvent(event('d1'), [{ ...jobs[0]!, route: 'r1' }, { ...jobs[0]!, route: 'r2' }, { ...jobs[0]!, route: 'r3', airflow: 'other' }]);
+    await store.insertEvent(event('d1'), [{ ...jobs[0]!, route: 'r1' }, { ...jobs[0]!, route: 'r2' }, { ...jobs[0]!, route: 'r3', airflow: 'other' }], POLICY);
     const [first] = await store.claimJobs({ airflow: 'default', now, limit: 1, leaseMs: 1000, owner: 'A' });
     await store.finishAttempt(first!.id, 'A', { startedAt: now, durationMs: 1, httpStatus: 503, outcome: 'retry', detail: 'busy', nextRetryAt: now + 5000 }, { state: 'pending', nextAttemptAt: now + 5000, error: 'busy' });
     const rest = await store.claimJobs({ airflow: 'default', now, limit: 10, leaseMs: 1000, owner: 'A' });
@@ -161,7 +164,7 @@ describe('SQLite store: trigger jobs', () => {
   it('a reopened store (process restart) releases leases at once; replay re-queues a dead job', async () => {
     const path = dbFile();
     const first = openSqliteStore({ path, busyTimeoutMs: 100, clock });
-    await first.insertEvent(event('d1'), jobs.slice(0, 1));
+    await first.insertEvent(event('d1'), jobs.slice(0, 1), POLICY);
     const [job] = await first.claimJobs({ airflow: 'default', now, limit: 1, leaseMs: 30_000, owner: 'dead-process' });
     await first.close();
     const second = openSqliteStore({ path, busyTimeoutMs: 100, clock });
