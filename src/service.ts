@@ -11,6 +11,7 @@ import type { ConfigProblem } from './config/load.js';
 import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
 import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
 import { createMetrics } from './metrics/metrics.js';
+import { adminTokens } from './admin/auth.js';
 
 export interface Running {
   url: string;
@@ -35,6 +36,8 @@ export interface Bridge {
 export interface BridgeOptions {
   /** Clock for Airflow token expiry (tests skew it to meet a real "Token Expired"). */
   airflowClock?: () => number;
+  /** Default: BRIDGE_ADMIN_TOKEN. */
+  adminTokens?: readonly string[];
 }
 
 export function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): { ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] } {
@@ -50,6 +53,7 @@ export function createBridge(config: Config, logger: Logger, options: BridgeOpti
     store,
     logger,
     metrics,
+    adminTokens: options.adminTokens ?? adminTokens(),
     onJobs: dispatcher.wake,
     airflowHealth: () => airflowHealth(clients, dispatcher),
   });

@@ -3,6 +3,9 @@ import { parseArgs } from 'node:util';
 import { formatProblems, loadConfig, type ConfigProblem } from '../config/load.js';
 import { buildSources } from '../ingress/sources.js';
 import { createLogger } from '../log/logger.js';
+import { readFile } from 'node:fs/promises';
+import { explainEvent, formatExplanation } from '../guard/explain.js';
+import { openStoreIfPresent } from '../store/open.js';
 import { startService } from '../service.js';
 
 const USAGE = `usage: planasonix-bridge <command> [options]
@@ -10,18 +13,27 @@ const USAGE = `usage: planasonix-bridge <command> [options]
 commands:
   serve --config FILE        run the bridge (FILE defaults to $BRIDGE_CONFIG)
   check-config [FILE]        validate a config file; exit 0 when valid, 1 with every problem listed
+  explain EVENT.json --config FILE [--source NAME] [--json]
+                             dry run: which routes match (and why not), the rendered run,
+                             what the loop guard would say; nothing is stored or sent.
+                             Exit 0 if a route would trigger, 3 if none.
 
 options:
   -c, --config FILE          config file
   -h, --help                 this text`;
 
-// Exit codes, one table: 0 ok, 1 invalid config, 2 usage error, 3 failed to start.
-const EXIT = { ok: 0, invalidConfig: 1, usage: 2, startFailed: 3 } as const;
+// Exit codes, one table: 0 ok, 1 invalid config, 2 usage error, 3 explain: nothing would
+// trigger, 4 failed to start, 5 explain: the event is not a valid completion event.
+const EXIT = { ok: 0, invalidConfig: 1, usage: 2, nothingTriggers: 3, startFailed: 4, invalidEvent: 5 } as const;
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } } });
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, source: { type: 'string' }, json: { type: 'boolean' } },
+    });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
     return EXIT.usage;
@@ -31,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return parsed.values.help ? EXIT.ok : EXIT.usage;
   }
-  const file = parsed.values.config ?? rest[0] ?? process.env.BRIDGE_CONFIG;
+  const file = parsed.values.config ?? (command === 'explain' ? undefined : rest[0]) ?? process.env.BRIDGE_CONFIG;
   if (!file) {
     process.stderr.write(`${command}: no config file (give --config FILE or set BRIDGE_CONFIG)\n`);
     return EXIT.usage;
@@ -42,6 +54,12 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(file);
     case 'serve':
       return serve(file);
+    case 'explain':
+      if (!rest[0]) {
+        process.stderr.write(`explain: give the event file (explain EVENT.json --config FILE)\n`);
+        return EXIT.usage;
+      }
+      return explain(file, rest[0], parsed.values.source, parsed.values.json ?? false);
     default:
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
       return EXIT.usage;
@@ -64,6 +82,40 @@ async function configProblems(file: string): Promise<ConfigProblem[]> {
   if (!loaded.ok) return loaded.problems;
   const built = buildSources(loaded.config, Date.now);
   return built.ok ? [] : built.problems;
+}
+
+async function explain(file: string, eventFile: string, sourceName: string | undefined, json: boolean): Promise<number> {
+  const loaded = await loadConfig(file);
+  if (!loaded.ok) {
+    process.stderr.write(`${file}: invalid config\n${formatProblems(loaded.problems)}\n`);
+    return EXIT.invalidConfig;
+  }
+  const source = sourceName ?? Object.keys(loaded.config.sources)[0]!;
+  if (!(source in loaded.config.sources)) {
+    process.stderr.write(`explain: no source "${source}" in ${file}\n`);
+    return EXIT.usage;
+  }
+  let body: Buffer;
+  try {
+    body = await readFile(eventFile);
+  } catch (err) {
+    process.stderr.write(`explain: cannot read ${eventFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}\n`);
+    return EXIT.usage;
+  }
+  // The breaker's counts and learned edges come from the store when there is one; it is
+  // opened read-only, so a running bridge beside it is not disturbed.
+  const store = openStoreIfPresent(loaded.config.store);
+  try {
+    const result = await explainEvent(body, source, loaded.config, store, Date.now());
+    if (!result.ok) {
+      process.stderr.write(`explain: ${eventFile}: ${result.error.message}\n`);
+      return EXIT.invalidEvent;
+    }
+    process.stdout.write(json ? `${JSON.stringify(result.value, null, 2)}\n` : `${formatExplanation(result.value)}\n`);
+    return result.value.would_trigger > 0 ? EXIT.ok : EXIT.nothingTriggers;
+  } finally {
+    await store?.close();
+  }
 }
 
 async function serve(file: string): Promise<number> {

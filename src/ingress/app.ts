@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
 import type { Clock } from '../verify/types.js';
+import { adminRouter } from '../admin/routes.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { sendProblem } from './problems.js';
 import type { Source } from './sources.js';
@@ -21,6 +22,8 @@ export interface AppDeps {
   /** Per Airflow instance, for /readyz. */
   airflowHealth?: () => Promise<Record<string, unknown>>;
   metrics?: Metrics;
+  /** Bearer tokens for /v1; none = the admin API is off (404). */
+  adminTokens?: readonly string[];
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -78,6 +81,8 @@ export function createApp(deps: AppDeps): Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+
+  app.use('/v1', adminRouter({ tokens: deps.adminTokens ?? [], config: () => deps.config, store: deps.store, clock }));
 
   for (const source of deps.sources) {
     app.post(source.config.path, ...webhookHandlers(source, { store: deps.store, clock, server: deps.config.server, config: () => deps.config, metrics, onJobs: deps.onJobs ?? (() => {}) }));

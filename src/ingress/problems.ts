@@ -12,6 +12,7 @@ export type IngressReason =
   | 'bad_request'
   | 'rate_limited'
   | 'not_found'
+  | 'unauthorized'
   | 'method_not_allowed'
   | 'internal_error';
 
@@ -25,6 +26,7 @@ export const STATUS: Record<IngressReason, number> = {
   signature_invalid: 401,
   timestamp_invalid: 401,
   timestamp_out_of_tolerance: 401,
+  unauthorized: 401,
   not_found: 404,
   method_not_allowed: 405,
   body_too_large: 413,

@@ -14,6 +14,11 @@ export interface SqliteOptions {
   busyTimeoutMs: number;
   /** Injected so lease and retry tests are exact. */
   clock?: () => number;
+  /**
+   * For tools beside a running bridge (explain): no migration, no lease recovery, no writes.
+   * Without it, opening the file would release the running bridge's leases.
+   */
+  readonly?: boolean;
 }
 
 interface EventRow {
@@ -83,6 +88,11 @@ const SYNCHRONOUS = ['off', 'normal', 'full', 'extra'];
 
 export function openSqliteStore(options: SqliteOptions): SqliteStore {
   const clock = options.clock ?? Date.now;
+  if (options.readonly) {
+    const db = new Database(options.path, { readonly: true, fileMustExist: true, timeout: options.busyTimeoutMs });
+    if (schemaVersion(db) !== sqliteMigrations.length) throw new Error(`database schema version differs from this bridge's (${sqliteMigrations.length}); start the bridge once to migrate it`);
+    return sqliteStore(db, clock);
+  }
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path, { timeout: options.busyTimeoutMs });
   db.pragma('journal_mode = WAL');
@@ -98,6 +108,10 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
       // A read-only file: nothing to recover, and readiness reports the problem.
     }
   }
+  return sqliteStore(db, clock);
+}
+
+function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
 
   const insertEventRow = db.prepare<unknown[], { id: string }>(
     `INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at)
