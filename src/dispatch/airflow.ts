@@ -7,14 +7,17 @@ import { parseRetryAfter } from './backoff.js';
 
 /** What one trigger attempt came to, in DESIGN §5's terms. */
 export type TriggerOutcome =
-  | { kind: 'triggered'; status: number; dagRunId: string; state: string | null; paused: boolean | undefined; detail: string }
-  | { kind: 'exists'; status: number; detail: string }
+  | { kind: 'triggered'; status: number; dagRunId: string; state: string | null; detail: string }
+  | { kind: 'exists'; status: number; state: string | null; detail: string }
   | { kind: 'retry'; status: number | null; detail: string; retryAfterMs?: number }
   | { kind: 'dead'; status: number | null; detail: string };
 
 export interface AirflowClient {
   readonly name: string;
-  trigger(dagId: string, request: TriggerRequest): Promise<TriggerOutcome>;
+  /** Never throws; `signal` bounds the whole attempt (login, trigger, 409 check). */
+  trigger(dagId: string, request: TriggerRequest, signal?: AbortSignal): Promise<TriggerOutcome>;
+  /** True the first time (per TTL) a DAG is found paused; one check per DAG at a time. */
+  pausedOnce(dagId: string): Promise<boolean>;
   /** Reachability for /readyz: never throws. */
   health(): Promise<{ reachable: boolean; detail: string }>;
   close(): Promise<void>;
@@ -50,7 +53,7 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
     bodyTimeout: config.timeout,
   });
   const api = `${prefix}/api/${config.api}`;
-  const pausedChecked = new Map<string, { at: number; paused: boolean | undefined }>();
+  const pausedChecked = new Map<string, { at: number; check: Promise<boolean> }>();
 
   async function send(method: 'GET' | 'POST', path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Answer> {
     const res = await pool.request({
@@ -68,15 +71,16 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
   let login: Promise<LoginResult> | undefined;
   type LoginResult = { ok: true; value: string } | { ok: false; outcome: TriggerOutcome };
 
-  async function freshToken(force: boolean): Promise<LoginResult> {
+  /** `rejected`: the token Airflow just refused; if another request already replaced it, reuse the new one. */
+  async function freshToken(rejected: string | undefined, signal: AbortSignal | undefined): Promise<LoginResult> {
     if (config.auth.type !== 'password') return { ok: true, value: '' };
-    if (!force && token && clock() < token.renewAt) return { ok: true, value: token.value };
+    if (token && token.value !== rejected && clock() < token.renewAt) return { ok: true, value: token.value };
     // One login at a time: concurrent jobs wait for the same answer.
     login ??= (async (): Promise<LoginResult> => {
       const auth = config.auth as Extract<AirflowConfig['auth'], { type: 'password' }>;
       let answer: Answer;
       try {
-        answer = await send('POST', `${prefix}/auth/token`, { username: auth.username, password: auth.password });
+        answer = await send('POST', `${prefix}/auth/token`, { username: auth.username, password: auth.password }, {}, signal);
       } catch (err) {
         return { ok: false, outcome: { kind: 'retry', status: null, detail: `POST /auth/token: ${networkDetail(err)}` } };
       }
@@ -88,7 +92,7 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
           return { ok: true, value };
         }
       }
-      const outcome = classify(answer, 'POST /auth/token');
+      const outcome = classify(answer, 'POST /auth/token', clock);
       if (answer.status === 401 || answer.status === 403) {
         return { ok: false, outcome: { kind: 'dead', status: answer.status, detail: `Airflow "${name}" refused the configured username/password at POST /auth/token (${answer.status}: ${excerpt(answer.text)})` } };
       }
@@ -125,64 +129,76 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
   }
 
   /** An authenticated call; on a 401 with a password login, logs in again once and retries. */
-  async function authed(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Answer | TriggerOutcome> {
+  async function authed(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined): Promise<Answer | TriggerOutcome> {
+    const renewing = config.api === 'v2' && config.auth.type === 'password';
+    let rejected: string | undefined;
     for (let round = 0; round < 2; round++) {
-      const renewing = config.api === 'v2' && config.auth.type === 'password';
-      const credential = renewing ? await freshToken(round > 0) : { ok: true as const, value: '' };
+      const credential = renewing ? await freshToken(rejected, signal) : { ok: true as const, value: '' };
       if (!credential.ok) return credential.outcome;
-      const answer = await send(method, path, body, authHeader(credential.value));
+      const answer = await send(method, path, body, authHeader(credential.value), signal);
       if (answer.status !== 401 || !renewing || round > 0) return answer;
+      rejected = credential.value;
       deps.logger?.info({ airflow: name, detail: detailOf(answer.text) }, `Airflow "${name}" answered 401; logging in again`);
     }
     throw new Error('unreachable');
   }
 
   // --- the trigger ---------------------------------------------------------------------
-  /** True when the DAG is paused and was not checked within the TTL: the caller warns once, not per run. */
-  async function newlyPaused(dagId: string): Promise<boolean | undefined> {
-    const cached = pausedChecked.get(dagId);
-    if (cached && clock() - cached.at < PAUSE_CHECK_TTL) return undefined;
-    let paused: boolean | undefined;
+  async function checkPaused(dagId: string): Promise<boolean> {
     try {
-      const answer = await authed('GET', `${api}/dags/${encodeURIComponent(dagId)}`);
-      if ('status' in answer && answer.status === 200 && 'text' in answer) {
-        paused = (parseJson(answer.text) as { is_paused?: boolean } | undefined)?.is_paused;
-      }
+      const answer = await authed('GET', `${api}/dags/${encodeURIComponent(dagId)}`, undefined, AbortSignal.timeout(config.timeout));
+      return 'text' in answer && answer.status === 200 && (parseJson(answer.text) as { is_paused?: boolean } | undefined)?.is_paused === true;
     } catch {
-      // Only a warning is at stake; the run itself was accepted.
+      return false; // only a warning is at stake; the run itself was accepted
     }
-    pausedChecked.set(dagId, { at: clock(), paused });
-    return paused;
+  }
+
+  /**
+   * A 409 says a run with this id — or, with a logical_date, a run for that date — exists.
+   * Only the first means the trigger is done, so ask for the run by id.
+   */
+  async function confirmExisting(dagId: string, request: TriggerRequest, conflict: Answer, signal: AbortSignal | undefined): Promise<TriggerOutcome> {
+    const path = `${api}/dags/${encodeURIComponent(dagId)}/dagRuns/${encodeURIComponent(request.dag_run_id)}`;
+    const answer = await authed('GET', path, undefined, signal);
+    if ('kind' in answer) return answer;
+    if (answer.status === 200) {
+      const run = parseJson(answer.text) as { state?: string } | undefined;
+      return { kind: 'exists', status: 409, state: run?.state ?? null, detail: `run ${request.dag_run_id} already exists (${run?.state ?? 'state unknown'})` };
+    }
+    if (answer.status === 404) {
+      return { kind: 'dead', status: 409, detail: `Airflow answered 409 but has no run ${request.dag_run_id}: another run holds this logical_date? (${detailOf(conflict.text)})` };
+    }
+    return classify(answer, `GET ${path}`, clock);
   }
 
   return {
     name,
 
-    async trigger(dagId, request) {
+    async trigger(dagId, request, signal) {
       const path = `${api}/dags/${encodeURIComponent(dagId)}/dagRuns`;
-      let answer: Answer | TriggerOutcome;
       try {
-        answer = await authed('POST', path, bodyFor(config.api, request));
+        const answer = await authed('POST', path, bodyFor(config.api, request), signal);
+        if ('kind' in answer) return answer;
+        if (answer.status >= 200 && answer.status < 300) {
+          const run = parseJson(answer.text) as { dag_run_id?: string; state?: string } | undefined;
+          return { kind: 'triggered', status: answer.status, dagRunId: run?.dag_run_id ?? request.dag_run_id, state: run?.state ?? null, detail: excerpt(answer.text) };
+        }
+        if (answer.status === 409) return await confirmExisting(dagId, request, answer, signal);
+        if (answer.status === 401) {
+          return { kind: 'dead', status: 401, detail: `Airflow "${name}" answered 401 after renewing credentials: ${detailOf(answer.text)}` };
+        }
+        return classify(answer, `POST ${path}`, clock);
       } catch (err) {
         return { kind: 'retry', status: null, detail: networkDetail(err) };
       }
-      if ('kind' in answer) return answer;
-      if (answer.status === 200 || answer.status === 201) {
-        const run = parseJson(answer.text) as { dag_run_id?: string; state?: string } | undefined;
-        return {
-          kind: 'triggered',
-          status: answer.status,
-          dagRunId: run?.dag_run_id ?? request.dag_run_id,
-          state: run?.state ?? null,
-          paused: await newlyPaused(dagId),
-          detail: excerpt(answer.text),
-        };
-      }
-      if (answer.status === 409) return { kind: 'exists', status: 409, detail: detailOf(answer.text) };
-      if (answer.status === 401) {
-        return { kind: 'dead', status: 401, detail: `Airflow "${name}" answered 401 after renewing credentials: ${detailOf(answer.text)}` };
-      }
-      return classify(answer, `POST ${path}`);
+    },
+
+    pausedOnce(dagId) {
+      const cached = pausedChecked.get(dagId);
+      if (cached && clock() - cached.at < PAUSE_CHECK_TTL) return cached.check.then(() => false);
+      const check = checkPaused(dagId);
+      pausedChecked.set(dagId, { at: clock(), check });
+      return check;
     },
 
     async health() {
@@ -210,10 +226,10 @@ function bodyFor(api: 'v1' | 'v2', request: TriggerRequest): Record<string, unkn
   };
 }
 
-function classify(answer: Answer, what: string): Extract<TriggerOutcome, { kind: 'retry' | 'dead' }> {
+function classify(answer: Answer, what: string, clock: () => number): Extract<TriggerOutcome, { kind: 'retry' | 'dead' }> {
   const detail = `${what} answered ${answer.status}: ${detailOf(answer.text)}`;
   if (RETRYABLE.has(answer.status) || answer.status >= 500) {
-    const retryAfterMs = parseRetryAfter(answer.headers['retry-after'], Date.now());
+    const retryAfterMs = parseRetryAfter(answer.headers['retry-after'], clock());
     return { kind: 'retry', status: answer.status, detail, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
   }
   return { kind: 'dead', status: answer.status, detail };
@@ -230,6 +246,7 @@ function detailOf(text: string): string {
 }
 
 function networkDetail(err: unknown): string {
+  if (err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError')) return 'timed out: the attempt ran past its lease';
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) return `timed out: ${err.message}`;
   if (err instanceof undiciErrors.ConnectTimeoutError) return `connect timed out: ${err.message}`;
   const cause = (err as { cause?: { code?: string; message?: string }; code?: string; message?: string }) ?? {};

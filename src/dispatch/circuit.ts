@@ -36,7 +36,8 @@ export function createCircuit(failures: number, cooldownMs: number): Circuit {
     },
     state(now) {
       if (consecutive < failures) return 'closed';
-      return now < openedUntil ? 'open' : 'half-open';
+      // While the probe is out the circuit is still open: nothing else may be claimed.
+      return now < openedUntil || probing ? 'open' : 'half-open';
     },
   };
 }

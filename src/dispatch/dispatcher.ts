@@ -52,6 +52,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return circuit;
   };
 
+  let rounds = 0;
+  let current: Promise<void> | undefined;
+
   function wake(): void {
     if (stopped) return;
     if (running) {
@@ -59,11 +62,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       return;
     }
     running = true;
-    void round()
+    current = round()
       .catch((err: unknown) => log.error({ err }, 'dispatch round failed; retrying at the next poll'))
       .finally(() => {
         running = false;
-        if (again) wake();
+        // Through the event loop, never as a microtask chain: a round that finds nothing to
+        // send must not starve timers and sockets.
+        if (again) setImmediate(wake);
       });
   }
 
@@ -73,7 +78,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       const config = deps.config();
       for (const [name, instance] of Object.entries(config.airflow)) {
         const client = deps.clients.get(name);
-        if (!client) continue;
+        if (!client || stopped) continue;
         const circuit = circuitOf(name, instance);
         const now = clock();
         const state = circuit.state(now);
@@ -81,62 +86,71 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         const free = instance.max_in_flight - (inFlight.get(name) ?? 0);
         const limit = state === 'half-open' ? Math.min(1, free) : free;
         if (limit <= 0) continue;
-        const jobs = await deps.store.claimJobs({ airflow: name, now, limit, leaseMs: config.dispatch.lease, owner });
-        for (const job of jobs) track(attempt(job, client, instance, circuit));
+        // A lease token per round: a job re-claimed after its lease ran out cannot have its
+        // outcome written by the older attempt (finishAttempt checks the token).
+        const lease = `${owner}/${++rounds}`;
+        const jobs = await deps.store.claimJobs({ airflow: name, now, limit, leaseMs: config.dispatch.lease, owner: lease });
+        for (const job of jobs) {
+          inFlight.set(name, (inFlight.get(name) ?? 0) + 1);
+          track(
+            attempt(job, lease, client, instance, circuit, config.dispatch.lease).finally(() => inFlight.set(name, (inFlight.get(name) ?? 1) - 1)),
+          );
+        }
       }
     } while (again && !stopped);
   }
 
   function track(work: Promise<void>): void {
     active.add(work);
-    void work.finally(() => {
-      active.delete(work);
-      wake();
-    });
+    void work
+      .catch((err: unknown) => log.error({ err }, 'dispatch attempt failed; the job is retried when its lease runs out'))
+      .finally(() => {
+        active.delete(work);
+        setImmediate(wake);
+      });
   }
 
-  async function attempt(job: Job, client: AirflowClient, instance: Config['airflow'][string], circuit: Circuit): Promise<void> {
+  async function attempt(job: Job, lease: string, client: AirflowClient, instance: Config['airflow'][string], circuit: Circuit, leaseMs: number): Promise<void> {
     const ctx = { event_id: job.eventId, job_id: job.id, route: job.route, airflow: client.name, dag_id: job.dagId, dag_run_id: job.dagRunId };
-    if (!circuit.allow(clock())) {
-      await deps.store.releaseJob(job.id, owner, circuit.openUntil());
+    const now = clock();
+    if (!circuit.allow(now)) {
+      await deps.store.releaseJob(job.id, lease, Math.max(circuit.openUntil(), now + deps.config().dispatch.poll_interval));
       return;
     }
-    inFlight.set(client.name, (inFlight.get(client.name) ?? 0) + 1);
-    try {
-      const startedAt = clock();
-      const outcome = job.request
-        ? await client.trigger(job.dagId, job.request)
-        : ({ kind: 'dead', status: null, detail: job.lastError ?? 'no request was rendered' } as const);
-      const finishedAt = clock();
-      const n = job.attempts + 1;
-      const update = decide(job, outcome, n, instance, finishedAt);
-      if (outcome.kind === 'retry') circuit.failure(finishedAt);
-      else circuit.success();
+    const startedAt = now;
+    // The whole attempt (login, trigger, 409 check) ends before its lease does, so no other
+    // claim can overlap it.
+    const deadline = AbortSignal.timeout(Math.max(1000, leaseMs - Math.min(5000, leaseMs / 10)));
+    const outcome = await client.trigger(job.dagId, job.request!, deadline);
+    const finishedAt = clock();
+    const update = decide(job, outcome, job.attempts + 1, instance, finishedAt);
+    if (outcome.kind === 'retry') circuit.failure(finishedAt);
+    else if (outcome.kind !== 'dead') circuit.success();
 
-      const recorded = await deps.store.finishAttempt(
-        job.id,
-        owner,
-        {
-          startedAt,
-          durationMs: finishedAt - startedAt,
-          httpStatus: outcome.status,
-          outcome: outcome.kind === 'retry' && update.state === 'dead' ? 'dead' : outcome.kind,
-          detail: outcome.detail,
-          nextRetryAt: update.state === 'pending' ? update.nextAttemptAt : null,
-        },
-        update,
-      );
-      const line = { ...ctx, attempt: n, status: outcome.status, outcome: outcome.kind, detail: outcome.detail };
-      if (!recorded) log.warn(line, 'lease lost before the attempt was recorded; another claim will settle the job');
-      else if (update.state === 'done') {
-        log.info({ ...line, latency_ms: finishedAt - job.receivedAt, airflow_state: update.airflowState }, outcome.kind === 'exists' ? 'DAG run already existed' : 'DAG run triggered');
-      } else if (update.state === 'pending') log.warn({ ...line, next_attempt_at: new Date(update.nextAttemptAt).toISOString() }, 'trigger failed; will retry');
-      else log.error({ ...line, error: update.error }, 'trigger dead-lettered');
-      if (outcome.kind === 'triggered' && outcome.paused) {
-        log.warn(ctx, `DAG ${job.dagId} is paused in Airflow "${client.name}": the run stays queued until it is unpaused`);
-      }
-    } finally {
-      inFlight.set(client.name, (inFlight.get(client.name) ?? 1) - 1);
+    const n = await deps.store.finishAttempt(
+      job.id,
+      lease,
+      {
+        startedAt,
+        durationMs: finishedAt - startedAt,
+        httpStatus: outcome.status,
+        outcome: outcome.kind === 'retry' && update.state === 'dead' ? 'dead' : outcome.kind,
+        detail: outcome.detail,
+        nextRetryAt: update.state === 'pending' ? update.nextAttemptAt : null,
+      },
+      update,
+    );
+    const line = { ...ctx, attempt: n, status: outcome.status, outcome: outcome.kind, detail: outcome.detail };
+    if (n === undefined) log.warn(line, 'lease lost before the attempt was recorded; another claim will settle the job');
+    else if (update.state === 'done') {
+      log.info({ ...line, latency_ms: finishedAt - job.receivedAt, airflow_state: update.airflowState }, outcome.kind === 'exists' ? 'DAG run already existed' : 'DAG run triggered');
+    } else if (update.state === 'pending') log.warn({ ...line, next_attempt_at: new Date(update.nextAttemptAt).toISOString() }, 'trigger failed; will retry');
+    else log.error({ ...line, error: update.error }, 'trigger dead-lettered');
+    // After the record, off the attempt's clock: a paused DAG keeps the run queued.
+    if (outcome.kind === 'triggered') {
+      void client.pausedOnce(job.dagId).then((paused) => {
+        if (paused) log.warn(ctx, `DAG ${job.dagId} is paused in Airflow "${client.name}": the run stays queued until it is unpaused`);
+      });
     }
   }
 
@@ -145,7 +159,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       case 'triggered':
         return { state: 'done', airflowState: outcome.state, dagRunId: outcome.dagRunId };
       case 'exists':
-        return { state: 'done', airflowState: null, dagRunId: job.request!.dag_run_id };
+        return { state: 'done', airflowState: outcome.state, dagRunId: job.request!.dag_run_id };
       case 'dead':
         return { state: 'dead', error: outcome.detail };
       case 'retry':
@@ -166,6 +180,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     async stop() {
       stopped = true;
       clearInterval(timer);
+      // A round in progress may still start attempts: wait for it, then for them.
+      await current;
       await Promise.allSettled([...active]);
     },
     circuitState(airflow) {

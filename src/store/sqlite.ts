@@ -166,7 +166,8 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   const leaseHolder = db.prepare<[string], { lease_owner: string | null; attempts: number }>('SELECT lease_owner, attempts FROM jobs WHERE id = ?');
   const insertAttempt = db.prepare(
     `INSERT INTO attempts (job_id, n, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
-     VALUES (?, (SELECT count(*) + 1 FROM attempts WHERE job_id = ?), ?, ?, ?, ?, ?, ?)`,
+     VALUES (?, (SELECT count(*) + 1 FROM attempts WHERE job_id = ?), ?, ?, ?, ?, ?, ?)
+     RETURNING n`,
   );
   const updateJob = db.prepare(
     `UPDATE jobs SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, airflow_state = coalesce(?, airflow_state),
@@ -243,10 +244,10 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       return claim.all(owner, now + leaseMs, airflow, now, now, limit).map(toJob);
     },
 
-    async finishAttempt(jobId, owner, attempt, update) {
+    async finishAttempt(jobId, lease, attempt, update) {
       return db.transaction(() => {
-        if (leaseHolder.get(jobId)?.lease_owner !== owner) return false;
-        insertAttempt.run(jobId, jobId, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt);
+        if (leaseHolder.get(jobId)?.lease_owner !== lease) return undefined;
+        const { n } = insertAttempt.get(jobId, jobId, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt) as { n: number };
         const now = clock();
         updateJob.run(
           update.state,
@@ -258,7 +259,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
           now,
           jobId,
         );
-        return true;
+        return n;
       }).immediate();
     },
 

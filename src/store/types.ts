@@ -131,8 +131,11 @@ export interface Store {
   getEvent(id: string): Promise<StoredEvent | undefined>;
   /** Due pending jobs for one Airflow instance, leased to `owner` until now + leaseMs. */
   claimJobs(options: ClaimOptions): Promise<Job[]>;
-  /** Records an attempt and its effect; ignored (false) if `owner` no longer holds the lease. */
-  finishAttempt(jobId: string, owner: string, attempt: Omit<Attempt, 'jobId' | 'n'>, update: JobUpdate): Promise<boolean>;
+  /**
+   * Records an attempt and its effect; returns the attempt's number (counted over the job's
+   * whole history, replays included), or undefined if `lease` no longer holds the job.
+   */
+  finishAttempt(jobId: string, lease: string, attempt: Omit<Attempt, 'jobId' | 'n'>, update: JobUpdate): Promise<number | undefined>;
   /** Gives a claimed job back unattempted (circuit open, shutting down). */
   releaseJob(jobId: string, owner: string, nextAttemptAt: number): Promise<void>;
   /** Earliest `nextAttemptAt` among pending jobs, if any. */

@@ -88,12 +88,65 @@ describe('dispatcher (against the fault-injection fake)', () => {
     expect(attempts[1]!.httpStatus).toBeNull();
   });
 
-  it('treats 409 as success (an earlier attempt already made the run)', async () => {
+  it('treats 409 as success once the run with this id is confirmed (an earlier attempt made it)', async () => {
     airflow.script(DAG_RUNS, { status: 409, body: { detail: { reason: 'Unique constraint violation' } } });
     const r = start();
     const [job] = await r.settled(await r.submit({ data: { run_id: 'run_409', pipeline_id: 'pl_8f2a9c1d4e', status: 'succeeded' } }));
-    expect(job).toMatchObject({ state: 'done', attempts: 1, dagRunId: 'planasonix__run_409__sales-to-dbt' });
-    expect((await r.store.attemptsOfJob(job!.id))[0]!.outcome).toBe('exists');
+    expect(job).toMatchObject({ state: 'done', attempts: 1, dagRunId: 'planasonix__run_409__sales-to-dbt', airflowState: 'success' });
+    expect((await r.store.attemptsOfJob(job!.id))[0]).toMatchObject({ outcome: 'exists', detail: 'run planasonix__run_409__sales-to-dbt already exists (success)' });
+    expect(airflow.seen.at(-1)!.path).toBe(`${DAG_RUNS}/planasonix__run_409__sales-to-dbt`);
+  });
+
+  it('a 409 for another run (same logical_date, different id) is a dead letter, not a success', async () => {
+    airflow.script(DAG_RUNS, { status: 409, body: { detail: 'DAGRun with DAG ID and logical date already exists' } });
+    airflow.script(`${DAG_RUNS}/planasonix__run_other__sales-to-dbt`, { status: 404, body: { detail: 'not found' } });
+    const r = start();
+    const [job] = await r.settled(await r.submit({ data: { run_id: 'run_other', pipeline_id: 'pl_8f2a9c1d4e', status: 'succeeded' } }));
+    expect(job).toMatchObject({ state: 'dead', attempts: 1 });
+    expect(job!.lastError).toMatch(/^Airflow answered 409 but has no run planasonix__run_other__sales-to-dbt: another run holds this logical_date\?/);
+  });
+
+  it('half-open with a backlog: exactly one probe goes out, then the backlog drains (the loop never spins)', async () => {
+    airflow.script(DAG_RUNS, { status: 503 }, { status: 503 }, { status: 200, body: { state: 'queued' }, delayMs: 300 });
+    const r = start({ breaker: '{ failures: 2, cooldown: 0.5s }', retry: '{ max_attempts: 20, initial_delay: 0.01s, max_delay: 0.02s }' });
+    const ids = [await r.submit()];
+    while (r.dispatcher.circuitState('default') !== 'open') await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 5; i++) ids.push(await r.submit());
+    // The cooldown ends while six jobs wait; a timer must still fire during the probe.
+    const late = await new Promise<number>((resolve) => {
+      const due = Date.now() + 700;
+      setTimeout(() => resolve(Date.now() - due), 700);
+    });
+    expect(late).toBeLessThan(200);
+    const sentDuringProbe = triggers().length;
+    expect(sentDuringProbe).toBe(3);
+    for (const id of ids) expect((await r.settled(id))[0]!.state).toBe('done');
+    expect(triggers()).toHaveLength(2 + 6);
+  });
+
+  it('never has more than max_in_flight requests open to one instance', async () => {
+    airflow.script(DAG_RUNS, ...Array(6).fill({ status: 200, body: { state: 'queued' }, delayMs: 200 }));
+    rig = dispatchRig(`
+airflow: { default: { url: ${airflow.url}, auth: { type: none }, max_in_flight: 2, timeout: 2s } }
+dispatch: { poll_interval: 0.02s, lease: 10s }
+routes: [ { name: r, match: {}, trigger: { dag_id: dbt_sales_models } } ]
+`);
+    rig.dispatcher.start();
+    const ids = [];
+    for (let i = 0; i < 6; i++) ids.push(await rig.submit());
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(triggers()).toHaveLength(2);
+    for (const id of ids) await rig.settled(id);
+    expect(triggers()).toHaveLength(6);
+  });
+
+  it('stop() waits for in-flight attempts to be recorded', async () => {
+    airflow.script(DAG_RUNS, { status: 200, body: { state: 'queued' }, delayMs: 300 });
+    const r = start();
+    const id = await r.submit();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await r.dispatcher.stop();
+    expect((await r.store.jobsOfEvent(id))[0]).toMatchObject({ state: 'done', attempts: 1 });
   });
 
   it.each([

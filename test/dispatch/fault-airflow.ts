@@ -33,6 +33,8 @@ export interface FaultAirflow {
 const defaults = (req: IncomingMessage, body: { dag_run_id?: string } | undefined): Scripted => {
   if (req.url === '/auth/token') return { status: 201, body: { access_token: 'token-1' } };
   if (req.method === 'GET' && /^\/api\/v[12]\/dags\/[^/]+$/.test(req.url ?? '')) return { status: 200, body: { is_paused: false } };
+  const run = /^\/api\/v[12]\/dags\/[^/]+\/dagRuns\/([^/]+)$/.exec(req.url ?? '');
+  if (req.method === 'GET' && run) return { status: 200, body: { dag_run_id: decodeURIComponent(run[1]!), state: 'success' } };
   return { status: 200, body: { dag_run_id: body?.dag_run_id, state: 'queued' } };
 };
 

@@ -142,8 +142,8 @@ describe('SQLite store: trigger jobs', () => {
     const [again] = await claim('B');
     expect(again!.id).toBe(job!.id);
     const attempt = { startedAt: now, durationMs: 5, httpStatus: 200, outcome: 'triggered' as const, detail: 'ok', nextRetryAt: null };
-    expect(await store.finishAttempt(job!.id, 'A', attempt, { state: 'done', airflowState: 'queued', dagRunId: request.dag_run_id })).toBe(false);
-    expect(await store.finishAttempt(job!.id, 'B', attempt, { state: 'done', airflowState: 'queued', dagRunId: request.dag_run_id })).toBe(true);
+    expect(await store.finishAttempt(job!.id, 'A', attempt, { state: 'done', airflowState: 'queued', dagRunId: request.dag_run_id })).toBeUndefined();
+    expect(await store.finishAttempt(job!.id, 'B', attempt, { state: 'done', airflowState: 'queued', dagRunId: request.dag_run_id })).toBe(1);
     expect(await store.getJob(job!.id)).toMatchObject({ state: 'done', attempts: 1, airflowState: 'queued', doneAt: now });
     expect(await store.attemptsOfJob(job!.id)).toEqual([{ jobId: job!.id, n: 1, ...attempt }]);
     await store.close();
