@@ -2,7 +2,7 @@ import bytes from 'bytes';
 import ms from 'ms';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { compilePattern, compileWhere, MATCH_FIELDS, type FieldTest, type MatchField } from '../route/match.js';
+import { compilePattern, compileWhere, MATCH_FIELDS, own, type FieldTest, type MatchField } from '../route/match.js';
 import { compile, type Template } from '../route/template.js';
 
 // Values that may come from `${VAR}` arrive as strings, so numbers accept digit strings too.
@@ -135,15 +135,16 @@ const airflowInstance = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
   api: z.enum(['v2', 'v1']).default('v2'),
   auth: airflowAuth,
-  /** Per request: connect, headers and body each. */
-  timeout: duration.default(10_000),
+  /** Per request: connect, headers and body each. 0 would switch undici's timeouts off. */
+  timeout: duration.pipe(z.number().min(100, 'at least 100ms')).default(10_000),
   max_in_flight: integer(1).default(8),
   retry: z
     .strictObject({
       max_attempts: integer(1).default(10),
-      initial_delay: duration.default(1_000),
+      initial_delay: duration.pipe(z.number().min(10, 'at least 10ms')).default(1_000),
       max_delay: duration.default(300_000),
     })
+    .refine((r) => r.max_delay >= r.initial_delay, { message: 'max_delay must not be below initial_delay', path: ['max_delay'] })
     .prefault({}),
   circuit_breaker: z
     .strictObject({
@@ -185,7 +186,7 @@ const match = z
       if (value !== undefined) tests.push({ field, read: MATCH_FIELDS[field], pattern: value, test: compilePattern(value) });
     }
     for (const [key, value] of Object.entries(tags ?? {})) {
-      tests.push({ field: `tags.${key}`, read: (e) => e.data.tags?.[key], pattern: value, test: compilePattern(value) });
+      tests.push({ field: `tags.${key}`, read: (e) => own(e.data.tags, key), pattern: value, test: compilePattern(value) });
     }
     return { tests, where: condition };
   });
@@ -235,7 +236,7 @@ const dispatch = z.strictObject({
   /** A job claimed by a process that died is claimed again after this. */
   lease: duration.default(30_000),
   /** How often due retries are looked for; new jobs are dispatched at once, not polled. */
-  poll_interval: duration.default(1_000),
+  poll_interval: duration.pipe(z.number().min(10, 'at least 10ms')).default(1_000),
 });
 
 export const configSchema = z

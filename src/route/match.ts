@@ -1,9 +1,13 @@
-import { parse as parseCel } from '@marcbachmann/cel-js';
+import { Environment } from '@marcbachmann/cel-js';
 import picomatch from 'picomatch';
 import type { PlanasonixEvent } from '../event/schema.js';
 
 /** A match field: an exact value, a glob, or a list of either (any of). */
 export type Pattern = string | string[];
+
+/** Own properties only: a key like "constructor" must not reach Object.prototype. */
+export const own = (record: Record<string, string> | undefined, key: string): string | undefined =>
+  record !== undefined && Object.hasOwn(record, key) ? record[key] : undefined;
 
 export const MATCH_FIELDS = {
   type: (e: PlanasonixEvent) => e.type,
@@ -37,14 +41,21 @@ export function compilePattern(pattern: Pattern): (value: string) => boolean {
 export type WhereResult = { ok: true; value: boolean } | { ok: false; message: string };
 export type Where = { text: string; evaluate(scope: Record<string, unknown>): WhereResult };
 
-/** CEL, parsed at config load. Returns an error message instead of throwing. */
+// `where` sees exactly these; an unknown name or function is a config error, not a route
+// that silently never matches.
+const CEL = new Environment().registerVariable('event', 'dyn').registerVariable('data', 'dyn');
+
+/** CEL, parsed and type-checked at config load. Returns an error message instead of throwing. */
 export function compileWhere(text: string): { ok: true; where: Where } | { ok: false; message: string } {
-  let program: ReturnType<typeof parseCel>;
+  let program: ReturnType<typeof CEL.parse>;
   try {
-    program = parseCel(text);
+    program = CEL.parse(text);
   } catch (err) {
     return { ok: false, message: `not a valid CEL expression: ${(err as Error).message.split('\n')[0]}` };
   }
+  const checked = program.check();
+  if (!checked.valid) return { ok: false, message: `CEL: ${checked.error?.message.split('\n')[0] ?? 'invalid'} (where sees event and data)` };
+  if (checked.type !== 'bool' && checked.type !== 'dyn') return { ok: false, message: `CEL: the expression gives ${checked.type}, not bool` };
   return {
     ok: true,
     where: {

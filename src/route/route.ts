@@ -33,6 +33,11 @@ export interface Routed {
   jobs: PlannedJob[];
 }
 
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/;
+
+const isScalar = (v: unknown): v is string | number | boolean => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+const describeValue = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : `an ${typeof v}`);
+
 export function routeEvent(event: PlanasonixEvent, source: string, routes: readonly RouteConfig[]): Routed {
   const decisions: RouteDecision[] = [];
   const jobs: PlannedJob[] = [];
@@ -67,15 +72,19 @@ function planJob(event: PlanasonixEvent, source: string, route: RouteConfig): Pl
   if (!conf.ok) return { ...base, error: `conf: ${conf.message}` };
   const runId = t.dag_run_id.render(scope);
   if (!runId.ok) return { ...base, error: `dag_run_id: ${runId.message}` };
+  if (!isScalar(runId.value)) return { ...base, error: `dag_run_id: rendered to ${describeValue(runId.value)}; use a path to a string or number` };
   const note = t.note?.render(scope) ?? { ok: true as const, value: null };
   if (!note.ok) return { ...base, error: `note: ${note.message}` };
+  if (note.value !== null && !isScalar(note.value)) return { ...base, error: `note: rendered to ${describeValue(note.value)}; use a path to a string or number` };
 
   let logicalDate: string | null = null;
   if (t.logical_date) {
     const rendered = t.logical_date.render(scope);
     if (!rendered.ok) return { ...base, error: `logical_date: ${rendered.message}` };
-    const date = new Date(String(rendered.value));
-    if (rendered.value === null || Number.isNaN(date.getTime())) return { ...base, error: `logical_date: ${JSON.stringify(rendered.value)} is not a date` };
+    // ISO 8601 with a zone only: anything else would be read in the machine's local time.
+    const text = typeof rendered.value === 'string' ? rendered.value : '';
+    const date = ISO_WITH_ZONE.test(text) ? new Date(text) : undefined;
+    if (!date || Number.isNaN(date.getTime())) return { ...base, error: `logical_date: ${JSON.stringify(rendered.value)} is not an ISO 8601 date-time with a zone` };
     logicalDate = date.toISOString();
   }
 

@@ -12,7 +12,10 @@ const HASH = 16;
  */
 export function sanitiseRunId(rendered: string): string {
   let id = rendered.replace(/[^A-Za-z0-9_.~:+-]/g, '_').replace(/\.{2,}/g, '.');
-  if (id === rendered && id.length <= MAX && id.length > 0) return id;
+  // An id that already ends like our suffix also gets one, or it could equal the
+  // sanitised form of some other rendering.
+  const looksHashed = /~[0-9a-f]{16}$/.test(rendered);
+  if (id === rendered && id.length <= MAX && id.length > 0 && !looksHashed) return id;
   const suffix = `~${createHash('sha256').update(rendered).digest('hex').slice(0, HASH)}`;
   id = id.slice(0, MAX - suffix.length);
   // The cut may leave a trailing "." next to the suffix's "~": harmless, but never "..".

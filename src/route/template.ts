@@ -162,7 +162,7 @@ function parseExpression(text: string): Expression {
   const literal = (): Literal => {
     const t = tokens[i++];
     if (!t) return fail('missing argument');
-    if (t.kind === 'str') return JSON.parse(t.value.startsWith("'") ? `"${t.value.slice(1, -1).replace(/"/g, '\\"').replace(/\\'/g, "'")}"` : t.value) as string;
+    if (t.kind === 'str') return unquote(t.value, fail);
     if (t.kind === 'num') return Number(t.value);
     if (t.kind === 'ident' && (t.value === 'true' || t.value === 'false')) return t.value === 'true';
     if (t.kind === 'ident' && t.value === 'null') return null;
@@ -180,7 +180,8 @@ function parseExpression(text: string): Expression {
     if (t.value === '.') {
       const key = tokens[i++];
       if (!key || (key.kind !== 'ident' && key.kind !== 'num')) fail('expected a name after "."');
-      path.push(key!.value);
+      // `a.1.5` tokenises "1.5" as one number: it is two keys.
+      path.push(...key!.value.split('.'));
     } else {
       const key = literal();
       if (typeof key !== 'string' && typeof key !== 'number') fail('expected a string or index inside [ ]');
@@ -227,13 +228,15 @@ function lookup(scope: Scope, path: Segment[]): unknown {
 
 function evaluate(expr: Expression, scope: Scope): Rendered {
   let value = lookup(scope, expr.path);
-  if (value === undefined && expr.filters[0]?.name !== 'default') {
-    return { ok: false, message: `{{ ${expr.text} }}: ${formatPath(expr.path)} is missing (add "| default: …" if it is optional)` };
-  }
   for (const filter of expr.filters) {
+    // A missing value passes through the other filters until a `default` supplies one.
+    if (value === undefined && filter.name !== 'default') continue;
     const applied = applyFilter(filter, value);
     if (!applied.ok) return { ok: false, message: `{{ ${expr.text} }}: ${applied.message}` };
     value = applied.value;
+  }
+  if (value === undefined) {
+    return { ok: false, message: `{{ ${expr.text} }}: ${formatPath(expr.path)} is missing (add "| default: …" if it is optional)` };
   }
   return { ok: true, value };
 }
@@ -269,6 +272,11 @@ function formatDate(value: unknown, format: Literal | undefined): Rendered {
     ss: pad(date.getUTCSeconds()),
   };
   return { ok: true, value: format.replace(/YYYY|MM|DD|HH|mm|ss/g, (token) => parts[token]!) };
+}
+
+/** A quoted literal: "…" or '…' with backslash escapes for the quote and the backslash. */
+function unquote(token: string, fail: (what: string) => never): string {
+  return token.slice(1, -1).replace(/\\(.)/g, (_, c: string) => (c === '\\' || c === '"' || c === "'" ? c : fail(`only \\\\, \\" and \\' escapes are allowed in ${token}`)));
 }
 
 function describe(value: unknown): string {

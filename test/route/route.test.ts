@@ -104,6 +104,27 @@ describe('routing', () => {
     });
   });
 
+  it('refuses a dag_run_id or note that renders to an object, and a logical_date that is not ISO 8601 with a zone', () => {
+    const t = routes(`
+  - { name: obj-id, match: {}, trigger: { dag_id: x, dag_run_id: "{{ data.tags }}" } }
+  - { name: obj-note, match: {}, trigger: { dag_id: x, note: "{{ data.tags }}" } }
+  - { name: local-date, match: {}, trigger: { dag_id: x, logical_date: "2026-11-24 02:14" } }
+  - { name: number-date, match: {}, trigger: { dag_id: x, logical_date: "{{ data.metrics.rows_written }}" } }
+`);
+    const errors = routeEvent(event(), 'p', t).jobs.map((j) => j.error);
+    expect(errors).toEqual([
+      'dag_run_id: rendered to an object; use a path to a string or number',
+      'note: rendered to an object; use a path to a string or number',
+      'logical_date: "2026-11-24 02:14" is not an ISO 8601 date-time with a zone',
+      'logical_date: 120344 is not an ISO 8601 date-time with a zone',
+    ]);
+  });
+
+  it('reads tags as own properties: a tag key like "constructor" is just absent', () => {
+    const t = routes(`  - { name: proto, match: { tags: { constructor: "*" } }, trigger: { dag_id: x } }`);
+    expect(routeEvent(event(), 'p', t).decisions[0]).toEqual({ route: 'proto', matched: false, reason: 'tags.constructor is absent (route wants "*")' });
+  });
+
   it('sanitises a rendered run id that Airflow would refuse', () => {
     const t = routes(`
   - name: r
@@ -142,6 +163,17 @@ describe('routes in the config', () => {
       'routes[1].name: another route is already named "a"',
       'routes[1].trigger.airflow: no Airflow instance "elsewhere" under airflow: (configured: default)',
     ]);
+  });
+
+  it('type-checks where at load: unknown names and functions are config errors', () => {
+    expect(problems(`  - { name: a, match: { where: 'route.name == "x"' }, trigger: { dag_id: d } }`)).toEqual([expect.stringMatching(/^routes\[0\]\.match\.where: CEL: Unknown variable: route/)]);
+    expect(problems(`  - { name: a, match: { where: 'foo(data.x)' }, trigger: { dag_id: d } }`)).toEqual([expect.stringMatching(/^routes\[0\]\.match\.where: CEL: found no matching overload/)]);
+    expect(problems(`  - { name: a, match: { where: '1 + 2' }, trigger: { dag_id: d } }`)).toEqual([expect.stringMatching(/gives int, not bool/)]);
+  });
+
+  it('refuses timeouts and delays that would switch safety off', () => {
+    const p = parseConfig(`${HEAD.replace('auth: { type: none }', 'auth: { type: none }, timeout: 0, retry: { initial_delay: 5s, max_delay: 1s }')}dispatch: { poll_interval: 0 }`, {});
+    expect(p.ok || p.problems.map((x) => x.path).sort()).toEqual(['airflow.default.retry.max_delay', 'airflow.default.timeout', 'dispatch.poll_interval']);
   });
 
   it('refuses unknown match fields and a lease too short for the timeout', () => {

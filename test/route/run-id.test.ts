@@ -15,6 +15,11 @@ describe('dag_run_id sanitising', () => {
     expect(a).not.toBe(b);
   });
 
+  it('an input that already ends like a hash suffix is hashed too, so it cannot collide with a sanitised id', () => {
+    const sanitised = sanitiseRunId('a/');
+    expect(sanitiseRunId(sanitised)).not.toBe(sanitised);
+  });
+
   it('cuts long ids to 250 characters with a hash suffix', () => {
     const long = sanitiseRunId('x'.repeat(300));
     expect(long).toHaveLength(250);

@@ -67,6 +67,15 @@ describe('templates', () => {
     ]);
   });
 
+  it('lets a missing value pass other filters until a default; numeric keys; quoted literals with escapes', () => {
+    const r = (t: string, s: Record<string, unknown> = scope) => template(t).render(s);
+    expect(r('{{ data.missing | upper | default: "X" }}')).toEqual({ ok: true, value: 'X' });
+    expect(r('{{ data.missing | upper }}')).toMatchObject({ ok: false, message: expect.stringContaining('data.missing is missing') });
+    expect(r('{{ data.a.1.5 }}', { data: { a: { 1: { 5: 'deep' } } } })).toEqual({ ok: true, value: 'deep' });
+    expect(r(`{{ data.missing | default: 'it\\'s "quoted" \\\\ ok' }}`)).toEqual({ ok: true, value: `it's "quoted" \\ ok` });
+    expect(compile('{{ data.x | default: "C:\\path" }}')).toMatchObject({ ok: false, problems: [{ message: expect.stringContaining('escapes are allowed') }] });
+  });
+
   it('never reaches a prototype through __proto__ or constructor', () => {
     expect(template('{{ data.__proto__ | default: "safe" }}').render(scope)).toEqual({ ok: true, value: 'safe' });
     expect(template('{{ data.constructor.name | default: "safe" }}').render(scope)).toEqual({ ok: true, value: 'safe' });
