@@ -98,6 +98,7 @@ function accept(source: Source, deps: WebhookDeps): RequestHandler {
       headers: keptHeaders(req, source.keptHeaders),
       body,
       receivedAt: new Date(deps.clock()),
+      routing: plan.decisions,
     }, plan.jobs, plan.policy);
     if (!stored.ok) return sendProblem(res, stored.error.reason, 'the event could not be stored; retry later', stored.error.message);
     if (stored.value.jobs.some((j) => j.state === 'pending')) deps.onJobs();

@@ -22,6 +22,8 @@ export const sqliteMigrations: readonly string[] = [
    -- One row rewritten (and rolled back) by the readiness probe: proves a write is possible.
    CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), at TEXT NOT NULL);`,
   `UPDATE events SET status = 'unrouted' WHERE status = 'received';
+   -- Each route's decision for the event (matched, or why not), as JSON.
+   ALTER TABLE events ADD COLUMN routing TEXT NOT NULL DEFAULT '[]';
    CREATE TABLE jobs (
      id              TEXT    PRIMARY KEY,
      event_id        TEXT    NOT NULL REFERENCES events (id),

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
 import { breakerVerdict, describeBreaker } from '../guard/breaker.js';
 import type { BlockReason, Lineage } from '../guard/lineage.js';
-import type { TriggerRequest } from '../route/route.js';
+import type { RouteDecision, TriggerRequest } from '../route/route.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
 import type { Attempt, AttemptOutcome, EventStatus, Inserted, IngestPolicy, Job, JobState, NewEvent, NewJob, Store, StoredEvent } from './types.js';
 
@@ -35,6 +35,7 @@ interface EventRow {
   headers: string;
   body: Buffer;
   received_at: string;
+  routing: string;
 }
 
 interface JobRow {
@@ -114,8 +115,8 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
 function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
 
   const insertEventRow = db.prepare<unknown[], { id: string }>(
-    `INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT (source, delivery_id) DO NOTHING
      RETURNING id`,
   );
@@ -194,7 +195,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     const id = randomUUID();
     const row = insertEventRow.get(
       id, e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId,
-      jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt.toISOString(),
+      jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt.toISOString(), JSON.stringify(e.routing),
     );
     if (!row) return undefined;
     const now = clock();
@@ -366,6 +367,7 @@ function toEvent(row: EventRow): StoredEvent {
     headers: JSON.parse(row.headers) as Record<string, string>,
     body: row.body,
     receivedAt: new Date(row.received_at),
+    routing: JSON.parse(row.routing) as RouteDecision[],
   };
 }
 

@@ -2,7 +2,7 @@ import type { Result } from '../errors/result.js';
 import type { BreakerPolicy } from '../guard/breaker.js';
 import type { LearnedEdge } from '../guard/graph.js';
 import type { BlockReason, GuardedJob, Lineage } from '../guard/lineage.js';
-import type { TriggerRequest } from '../route/route.js';
+import type { RouteDecision, TriggerRequest } from '../route/route.js';
 
 export type { LearnedEdge };
 
@@ -20,6 +20,8 @@ export interface NewEvent {
   headers: Record<string, string>;
   body: Buffer;
   receivedAt: Date;
+  /** Every route's decision: matched, or the first test that failed (kept for "why not"). */
+  routing: RouteDecision[];
 }
 
 /** `routed`: at least one trigger job; `unrouted`: no route matched (visible, not an error). */

@@ -2,8 +2,10 @@
 // started by the harness. Each version's test file calls this once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { airflowApi, e2eBridge } from '../helpers/e2e.js';
+import { SECRET } from '../helpers/app.js';
 import { completionEvent } from '../helpers/sign.js';
 import { crashBetweenTriggerAndRecord } from './crash.js';
+import { loopGuardOnRealAirflow } from './loop.js';
 import { startAirflow, type StartedAirflow } from './harness.js';
 
 export interface ContractOptions {
@@ -42,7 +44,13 @@ routes:
 
   describe(`real Airflow ${major} (api ${api})`, () => {
     beforeAll(async () => {
-      af = await startAirflow({ major, ...(jwtExpirationSeconds ? { jwtExpirationSeconds } : {}) });
+      af = await startAirflow({
+        major,
+        ...(jwtExpirationSeconds ? { jwtExpirationSeconds } : {}),
+        // The loop DAGs sign their call-backs with this; it is never put in a DAG's conf.
+        env: { PLANASONIX_TEST_WEBHOOK_SECRET: SECRET },
+        waitForDags: ['record_conf', 'paused_dag', 'loop_dag', 'hop_4', 'nofwd_dag'],
+      });
       bridge = await e2eBridge(routes(`{ type: password, username: ${af.username}, password: ${af.password} }`).replace('URL', af.url));
     }, 240_000);
     afterAll(async () => {
@@ -89,7 +97,8 @@ routes:
       const attempts = await bridge.store.attemptsOfJob(job!.id);
       expect(attempts.map((a) => [a.httpStatus, a.outcome])).toEqual([[200, 'triggered'], [409, 'exists']]);
 
-      const runs = (await airflowApi(af).runs('record_conf')).filter((r) => r.dag_run_id === job!.dagRunId);
+      // Counted by what the runs carry, not by id (Airflow keeps ids unique anyway).
+      const runs = (await airflowApi(af).runs('record_conf')).filter((r) => r.conf.planasonix_bridge?.event_id === event.id);
       expect(runs).toHaveLength(1);
     }, 120_000);
 
@@ -104,7 +113,10 @@ routes:
       const answer = await bridge.send(completionEvent({ data: { run_id: `run_paused_${major}`, pipeline_id: 'pl_paused', status: 'succeeded' } }));
       const [job] = await bridge.settled(answer.body.id);
       expect(job).toMatchObject({ state: 'done', airflowState: 'queued' });
-      expect(bridge.logLines.some((l) => typeof l.msg === 'string' && l.msg.includes('DAG paused_dag is paused'))).toBe(true);
+      // The pause check runs after the attempt is recorded, in the background.
+      const warned = () => bridge.logLines.some((l) => typeof l.msg === 'string' && l.msg.includes('DAG paused_dag is paused'));
+      for (let i = 0; i < 50 && !warned(); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(warned()).toBe(true);
     }, 60_000);
 
     it('a wrong password is dead-lettered with a clear auth reason', async () => {
@@ -125,6 +137,7 @@ routes:
     });
 
     crashBetweenTriggerAndRecord(() => af, api);
+    loopGuardOnRealAirflow(() => af, api);
 
     extra?.(() => af);
   });

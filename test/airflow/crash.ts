@@ -71,7 +71,7 @@ routes: [ { name: crash, match: { type: run.succeeded }, trigger: { dag_id: reco
         second.child.kill('SIGTERM');
         await new Promise((r) => second.child.once('exit', r));
       }
-      expect((await airflowApi(a).runs('record_conf')).filter((r) => r.dag_run_id === runId)).toHaveLength(1);
+      expect((await airflowApi(a).runs('record_conf')).filter((r) => r.conf.planasonix_bridge?.event_id === event.id)).toHaveLength(1);
     } finally {
       await proxy.close();
       temp.cleanup();

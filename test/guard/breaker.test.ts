@@ -16,7 +16,7 @@ function store() {
   return openSqliteStore({ path: join(temp.dir, 'b.db'), busyTimeoutMs: 100, clock: () => now });
 }
 
-const event = (): NewEvent => ({ source: 's', deliveryId: `d${++n}`, scheme: 'x', eventId: `e${n}`, type: 'run.succeeded', pipelineId: 'pl_a', runId: `r${n}`, headers: {}, body: Buffer.from('{}'), receivedAt: new Date(now) });
+const event = (): NewEvent => ({ source: 's', deliveryId: `d${++n}`, scheme: 'x', eventId: `e${n}`, type: 'run.succeeded', pipelineId: 'pl_a', runId: `r${n}`, headers: {}, body: Buffer.from('{}'), receivedAt: new Date(now), routing: [] });
 const job = (target = 'dag_b'): NewJob => ({
   route: 'loop', airflow: 'default', dagId: target, request: { dag_run_id: `run_${n}`, logical_date: null, conf: {}, note: null },
   sourcePipeline: 'pl_a', target: `airflow:${target}`, lineage: { chain_id: `c${n}`, depth: 1, path: [], event_id: 'e', route: 'loop' },

@@ -40,7 +40,7 @@ export function dispatchRig(yaml: string, options: { random?: () => number } = {
       if (!event.ok) throw new Error(event.error.message);
       const plan = planEvent(event.value, 'planasonix', config);
       const inserted = await store.insertEvent(
-        { source: 'planasonix', deliveryId: `d${++deliveries}-${Date.now()}`, scheme: 'standard-webhooks', eventId: event.value.id, type: event.value.type, pipelineId: event.value.data.pipeline_id, runId: event.value.data.run_id, headers: {}, body, receivedAt: new Date() },
+        { source: 'planasonix', deliveryId: `d${++deliveries}-${Date.now()}`, scheme: 'standard-webhooks', eventId: event.value.id, type: event.value.type, pipelineId: event.value.data.pipeline_id, runId: event.value.data.run_id, headers: {}, body, receivedAt: new Date(), routing: plan.decisions },
         plan.jobs,
         plan.policy,
       );

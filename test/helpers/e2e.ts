@@ -8,7 +8,7 @@ import { configFrom, SECRET, tempDir } from './app.js';
 import { standardWebhookHeaders } from './sign.js';
 
 /** A whole bridge (HTTP, store, dispatch) on a loopback port with a temp SQLite file. */
-export async function e2eBridge(routesAndAirflow: string, options: BridgeOptions = {}) {
+export async function e2eBridge(routesAndAirflow: string, options: BridgeOptions = {}, port = 0) {
   const temp = tempDir();
   const config = configFrom(`
 server: { host: 127.0.0.1, port: 0 }
@@ -27,7 +27,7 @@ ${routesAndAirflow}`);
   const created = createBridge(config, createLogger('debug', sink), options);
   if (!created.ok) throw new Error(JSON.stringify(created.problems));
   const { bridge } = created;
-  const server = bridge.app.listen(0, '127.0.0.1');
+  const server = bridge.app.listen(port, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   bridge.dispatcher.start();
@@ -84,7 +84,7 @@ export function airflowApi(af: { url: string; username: string; password: string
   return {
     get,
     run: (dagId: string, runId: string) => get(`/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}`),
-    async runs(dagId: string): Promise<{ dag_run_id: string; state: string }[]> {
+    async runs(dagId: string): Promise<{ dag_run_id: string; state: string; conf: Record<string, any> }[]> {
       return (await get(`/dags/${dagId}/dagRuns?limit=100`)).body.dag_runs;
     },
     async waitState(dagId: string, runId: string, state: string, timeoutMs = 60_000) {

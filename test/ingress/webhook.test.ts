@@ -290,7 +290,7 @@ sources:
     const body = JSON.stringify(completionEvent());
     const res = await request(app).post(PATH).set({ ...signed(body, { id: 'msg_logged' }), 'x-request-id': 'req-123' }).send(body);
     expect(res.headers['x-request-id']).toBe('req-123');
-    const lines = logLines.map((l) => JSON.parse(l)).filter((l) => l.req?.id === 'req-123');
+    const lines = logLines.map((l) => JSON.parse(l)).filter((l) => l.req?.id === 'req-123' && l.res);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ source: 'planasonix', delivery_id: 'msg_logged', outcome: 'accepted', res: { status: 202 }, responseTime: expect.any(Number) });
     expect(JSON.stringify(lines[0])).not.toContain('webhook-signature');

@@ -28,6 +28,7 @@ const event = (deliveryId: string, source = 'planasonix'): NewEvent => ({
   headers: { 'webhook-id': deliveryId },
   body: Buffer.from('{"exact":  "bytes"}'),
   receivedAt: new Date('2026-11-24T02:14:09.123Z'),
+  routing: [{ route: 'r', matched: false, reason: 'type is "run.succeeded", route wants "run.failed"' }],
 });
 
 describe('SQLite store', () => {
