@@ -12,6 +12,7 @@ import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
 import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
 import { createMetrics } from './metrics/metrics.js';
 import { adminTokens } from './admin/auth.js';
+import { checkLoops } from './guard/graph.js';
 
 export interface Running {
   url: string;
@@ -70,6 +71,10 @@ export async function startService(config: Config, logger: Logger): Promise<Star
   if (!created.ok) return created;
   const bridge = created.bridge;
   const { app, store, dispatcher } = bridge;
+  // Cycles through edges learned in earlier runs: warnings (lineage and the breaker bound
+  // them), never a reason not to start.
+  const loops = checkLoops(config.routes, config.loop_guard, await store.learnedEdges());
+  for (const message of [...loops.errors.map((e) => e.message), ...loops.warnings]) logger.warn({ component: 'loop_guard' }, message);
 
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.server.port, config.server.host, (err?: Error) => (err ? reject(err) : resolve(s)));
