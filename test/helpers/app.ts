@@ -34,7 +34,7 @@ sources:
 `;
 
 /** A real app on a real SQLite file in a temp dir, with its log lines captured. */
-export function testApp(options: { yaml?: string; clock?: () => number; busyTimeoutMs?: number } = {}) {
+export function testApp(options: { yaml?: string; clock?: () => number; busyTimeoutMs?: number; adminTokens?: string[] } = {}) {
   const temp = tempDir();
   const dbPath = join(temp.dir, 'bridge.db');
   const config = configFrom(options.yaml ?? BASIC_CONFIG);
@@ -50,7 +50,7 @@ export function testApp(options: { yaml?: string; clock?: () => number; busyTime
     },
   });
   const logger = createLogger('debug', sink);
-  const app = createApp({ config, sources: built.sources, store, logger, clock });
+  const app = createApp({ config, sources: built.sources, store, logger, clock, adminTokens: options.adminTokens ?? [] });
   return {
     app,
     store,
