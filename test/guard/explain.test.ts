@@ -88,7 +88,7 @@ describe('explain', () => {
     const wrong = await request(on.app).post('/v1/explain').set('authorization', 'Bearer nope').send(body());
     expect(wrong.body).toEqual({ error: 'unauthorized', message: 'the bearer token is not valid' });
     for (const token of ['old-token-0123456789', 'new-token-0123456789']) {
-      const ok = await request(on.app).post('/v1/explain').set({ authorization: `Bearer ${token}`, 'content-type': 'application/json' }).send(body({}, { parameters: { business_date: 'd' } }));
+      const ok = await request(on.app).post('/v1/explain').set({ authorization: `Bearer ${token}`, 'content-type': 'application/json' }).send(body({}, { parameters: { business_date: 'd' } }).toString());
       expect(ok.status).toBe(200);
       expect(ok.body.would_trigger).toBe(1);
     }
