@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { Express } from 'express';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
-import { createApp } from './ingress/app.js';
+import { createApp, type Live } from './ingress/app.js';
 import { buildSources } from './ingress/sources.js';
 import type { Logger } from './log/logger.js';
 import { openStore } from './store/open.js';
@@ -10,7 +10,8 @@ import type { Store } from './store/types.js';
 import type { ConfigProblem } from './config/load.js';
 import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
 import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
-import { createMetrics } from './metrics/metrics.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { loadConfig } from './config/load.js';
 import { adminTokens } from './admin/auth.js';
 import { checkLoops } from './guard/graph.js';
 
@@ -29,41 +30,126 @@ export interface Bridge {
   app: Express;
   store: Store;
   dispatcher: Dispatcher;
-  clients: ReadonlyMap<string, AirflowClient>;
+  metrics: Metrics;
+  live(): Live;
+  clients(): ReadonlyMap<string, AirflowClient>;
+  /** Swaps in a validated config; refuses changes that need a restart. The old one stays on refusal. */
+  reload(next: Config): Promise<ReloadResult>;
   /** Stops dispatch (in-flight attempts are recorded), closes Airflow connections and the store. */
   close(): Promise<void>;
 }
+
+export type ReloadResult = { ok: true; changed: string[] } | { ok: false; problems: ConfigProblem[] };
 
 export interface BridgeOptions {
   /** Clock for Airflow token expiry (tests skew it to meet a real "Token Expired"). */
   airflowClock?: () => number;
   /** Default: BRIDGE_ADMIN_TOKEN. */
   adminTokens?: readonly string[];
+  /** Where POST /v1/config/reload and SIGHUP read the config again. */
+  configFile?: string;
 }
+
+/** Settings bound at start (the socket, the store, how client addresses are read). */
+const FIXED = [
+  ['server.host', (c: Config) => c.server.host],
+  ['server.port', (c: Config) => c.server.port],
+  ['server.trust_proxy', (c: Config) => c.server.trust_proxy],
+  ['store.url', (c: Config) => c.store.url],
+] as const;
 
 export function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): { ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] } {
   const built = buildSources(config, Date.now);
   if (!built.ok) return built;
   const store = openStore(config.store);
-  const clients = new Map(Object.entries(config.airflow).map(([name, instance]) => [name, createAirflowClient(name, instance, { logger, ...(options.airflowClock ? { clock: options.airflowClock } : {}) })]));
-  const dispatcher = createDispatcher({ store, config: () => config, clients, logger });
+  const newClient = (name: string, instance: Config['airflow'][string]) =>
+    createAirflowClient(name, instance, { logger, ...(options.airflowClock ? { clock: options.airflowClock } : {}) });
+  let live: Live = { config, sources: built.sources };
+  let clients = new Map(Object.entries(config.airflow).map(([name, instance]) => [name, newClient(name, instance)]));
+  const retired = new Set<AirflowClient>();
   const metrics = createMetrics();
+  const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics });
+  let reloadFromFile: (() => Promise<ReloadResult>) | undefined;
+
+  const reload = async (next: Config): Promise<ReloadResult> => {
+    const fixed = FIXED.filter(([, read]) => JSON.stringify(read(next)) !== JSON.stringify(read(live.config)));
+    if (fixed.length > 0) return { ok: false, problems: fixed.map(([path]) => ({ path, message: 'cannot change while running; restart the bridge to apply it' })) };
+    const sources = buildSources(next, Date.now);
+    if (!sources.ok) return sources;
+    // Unchanged instances keep their client (and its token and connections); replaced ones
+    // finish their in-flight attempts and are closed after the longest attempt could last.
+    const nextClients = new Map<string, AirflowClient>();
+    for (const [name, instance] of Object.entries(next.airflow)) {
+      const same = JSON.stringify(instance) === JSON.stringify(live.config.airflow[name]);
+      nextClients.set(name, same && clients.has(name) ? clients.get(name)! : newClient(name, instance));
+    }
+    for (const old of clients.values()) {
+      if ([...nextClients.values()].includes(old)) continue;
+      retired.add(old);
+      setTimeout(() => void old.close().finally(() => retired.delete(old)), next.dispatch.lease).unref();
+    }
+    const changed = describeChanges(live.config, next);
+    live = { config: next, sources: sources.sources };
+    clients = nextClients;
+    metrics.reloads.inc({ outcome: 'applied' });
+    logger.info({ changed }, 'config reloaded');
+    dispatcher.wake();
+    return { ok: true, changed };
+  };
+
+  if (options.configFile) {
+    const file = options.configFile;
+    reloadFromFile = async () => {
+      const loaded = await loadConfig(file);
+      const result = loaded.ok ? await reload(loaded.config) : loaded;
+      if (!result.ok) {
+        metrics.reloads.inc({ outcome: 'refused' });
+        logger.error({ file, problems: result.problems }, 'config reload refused; the running config is kept');
+      } else if (loaded.ok) {
+        for (const warning of loaded.warnings) logger.warn({ component: 'loop_guard' }, warning);
+      }
+      return result;
+    };
+  }
+
   const app = createApp({
-    config,
-    sources: built.sources,
+    live: () => live,
     store,
     logger,
     metrics,
     adminTokens: options.adminTokens ?? adminTokens(),
     onJobs: dispatcher.wake,
     airflowHealth: () => airflowHealth(clients, dispatcher),
+    beforeScrape: async () => {
+      for (const [state, n] of Object.entries(await store.jobCounts())) metrics.queueDepth.set({ state }, n);
+      for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
+    },
+    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake },
   });
   const close = async () => {
     await dispatcher.stop();
-    await Promise.all([...clients.values()].map((c) => c.close()));
+    await Promise.all([...clients.values(), ...retired].map((c) => c.close()));
     await store.close();
   };
-  return { ok: true, bridge: { app, store, dispatcher, clients, close } };
+  return { ok: true, bridge: { app, store, dispatcher, metrics, live: () => live, clients: () => clients, reload, close, ...(reloadFromFile ? { reloadFromFile } : {}) } };
+}
+
+/** Which top-level parts differ, for the reload log line and answer. */
+function describeChanges(before: Config, after: Config): string[] {
+  const keys = ['server', 'log', 'sources', 'airflow', 'routes', 'dispatch', 'loop_guard'] as const;
+  const changed = keys.filter((k) => JSON.stringify(before[k], replacer) !== JSON.stringify(after[k], replacer));
+  const beforeRoutes = new Set(before.routes.map((r) => r.name));
+  const afterRoutes = new Set(after.routes.map((r) => r.name));
+  const added = [...afterRoutes].filter((r) => !beforeRoutes.has(r)).map((r) => `route ${r} added`);
+  const removed = [...beforeRoutes].filter((r) => !afterRoutes.has(r)).map((r) => `route ${r} removed (its pending jobs are still dispatched)`);
+  return [...changed, ...added, ...removed];
+}
+
+// Compiled templates and matchers are functions: compare them by their source text.
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'function') return undefined;
+  if (value && typeof value === 'object' && 'text' in value && 'render' in value) return (value as { text: string }).text;
+  return value;
 }
 
 export async function startService(config: Config, logger: Logger): Promise<StartResult> {

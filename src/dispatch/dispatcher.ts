@@ -5,12 +5,15 @@ import type { Job, JobUpdate, Store } from '../store/types.js';
 import type { AirflowClient, TriggerOutcome } from './airflow.js';
 import { retryDelay } from './backoff.js';
 import { createCircuit, type Circuit } from './circuit.js';
+import { statusClass, type Metrics } from '../metrics/metrics.js';
 
 export interface DispatcherDeps {
   store: Store;
   /** Read on every round, so a reloaded config applies to the next claims. */
   config: () => Config;
-  clients: ReadonlyMap<string, AirflowClient>;
+  /** Read per round: a reload may replace an instance's client. */
+  clients: () => ReadonlyMap<string, AirflowClient>;
+  metrics?: Metrics;
   logger: Logger;
   clock?: () => number;
   random?: () => number;
@@ -77,7 +80,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       again = false;
       const config = deps.config();
       for (const [name, instance] of Object.entries(config.airflow)) {
-        const client = deps.clients.get(name);
+        const client = deps.clients().get(name);
         if (!client || stopped) continue;
         const circuit = circuitOf(name, instance);
         const now = clock();
@@ -141,6 +144,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       update,
     );
     const line = { ...ctx, attempt: n, status: outcome.status, outcome: outcome.kind, detail: outcome.detail };
+    deps.metrics?.attempts.inc({ airflow: client.name, status_class: statusClass(outcome.status) });
+    if (n !== undefined && update.state !== 'pending') deps.metrics?.triggers.inc({ route: job.route, outcome: update.state === 'dead' ? 'dead' : outcome.kind });
+    if (n !== undefined && outcome.kind === 'triggered') deps.metrics?.dispatchLatency.observe((finishedAt - job.receivedAt) / 1000);
     if (n === undefined) log.warn(line, 'lease lost before the attempt was recorded; another claim will settle the job');
     else if (update.state === 'done') {
       log.info({ ...line, latency_ms: finishedAt - job.receivedAt, airflow_state: update.airflowState }, outcome.kind === 'exists' ? 'DAG run already existed' : 'DAG run triggered');

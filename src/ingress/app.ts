@@ -1,19 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
 import type { Clock } from '../verify/types.js';
-import { adminRouter } from '../admin/routes.js';
+import { adminRouter, type AdminDeps } from '../admin/routes.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { sendProblem } from './problems.js';
 import type { Source } from './sources.js';
 import { webhookHandlers } from './webhook.js';
 
-export interface AppDeps {
+/** The part of the bridge a reload swaps: read per request, never cached by handlers. */
+export interface Live {
   config: Config;
-  sources: Source[];
+  sources: readonly Source[];
+}
+
+export interface AppDeps {
+  live: () => Live;
   store: Store;
   logger: Logger;
   clock?: Clock;
@@ -24,6 +29,10 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Bearer tokens for /v1; none = the admin API is off (404). */
   adminTokens?: readonly string[];
+  /** Refreshes gauges that are read from elsewhere (queue depth, circuits) before a scrape. */
+  beforeScrape?: () => Promise<void>;
+  /** Extra /v1 routes (operations the service owns, such as reload). */
+  admin?: Omit<AdminDeps, 'tokens' | 'config' | 'store' | 'clock'>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -33,7 +42,8 @@ export function createApp(deps: AppDeps): Express {
   const metrics = deps.metrics ?? createMetrics();
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', deps.config.server.trust_proxy);
+  // Fixed at start, like the listening address: a reload that changes it is refused.
+  app.set('trust proxy', deps.live().config.server.trust_proxy);
 
   app.use(
     pinoHttp({
@@ -78,23 +88,55 @@ export function createApp(deps: AppDeps): Express {
     res.status(store.ok ? 200 : 503).json(body);
   });
 
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  app.get('/metrics', metricsHandler(metrics, deps.beforeScrape));
+
+  // One count per webhook answer, by source and outcome; rejections also by reason.
+  app.use((_req, res, next) => {
+    res.on('finish', () => {
+      const { source, outcome } = res.locals as { source?: string; outcome?: string };
+      if (!source || !outcome) return;
+      metrics.webhooksReceived.inc({ source, outcome });
+      if (res.statusCode >= 400) metrics.webhooksRejected.inc({ reason: outcome });
+    });
+    next();
   });
 
-  app.use('/v1', adminRouter({ tokens: deps.adminTokens ?? [], config: () => deps.config, store: deps.store, clock }));
+  app.use('/v1', adminRouter({ tokens: deps.adminTokens ?? [], config: () => deps.live().config, store: deps.store, clock, ...deps.admin }));
 
-  for (const source of deps.sources) {
-    app.post(source.config.path, ...webhookHandlers(source, { store: deps.store, clock, server: deps.config.server, config: () => deps.config, metrics, onJobs: deps.onJobs ?? (() => {}) }));
-    app.all(source.config.path, (_req, res) => {
-      res.setHeader('allow', 'POST');
-      sendProblem(res, 'method_not_allowed', 'webhooks are delivered with POST');
-    });
-  }
+  // Webhook routes follow the live config: a reload can add, move or remove a source.
+  const webhookDeps = { store: deps.store, clock, config: () => deps.live().config, metrics, onJobs: deps.onJobs ?? (() => {}) };
+  const chains = new Map<string, { key: string; handlers: RequestHandler[] }>();
+  let built: { live: Live; router: Router } | undefined;
+  const webhooks = (): Router => {
+    const live = deps.live();
+    if (built?.live === live) return built.router;
+    const router = Router();
+    for (const source of live.sources) {
+      // An unchanged source keeps its chain, so its rate-limit counts survive the reload.
+      const key = JSON.stringify([source.config, live.config.server.body_limit, live.config.server.rate_limit]);
+      let chain = chains.get(source.name);
+      if (chain?.key !== key) chains.set(source.name, (chain = { key, handlers: webhookHandlers(source, { ...webhookDeps, server: live.config.server }) }));
+      router.post(source.config.path, ...chain.handlers);
+      router.all(source.config.path, (_req, res) => {
+        res.setHeader('allow', 'POST');
+        sendProblem(res, 'method_not_allowed', 'webhooks are delivered with POST');
+      });
+    }
+    built = { live, router };
+    return router;
+  };
+  app.use((req, res, next) => webhooks()(req, res, next));
 
   app.use((req, res) => sendProblem(res, 'not_found', `no route for ${req.method} ${req.path}`));
   app.use(errorHandler);
   return app;
+}
+
+export function metricsHandler(metrics: Metrics, beforeScrape?: () => Promise<void>): RequestHandler {
+  return async (_req, res) => {
+    await beforeScrape?.();
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  };
 }
 
 // body-parser's errors carry a `type`; anything else is a bug and is logged with its stack.

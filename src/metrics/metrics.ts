@@ -1,14 +1,32 @@
-import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** One registry per bridge (not prom-client's global), so tests and replicas do not share counts. */
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  const registers = [registry];
   return {
     registry,
-    triggersBlocked: new Counter({ name: 'bridge_triggers_blocked_total', help: 'Trigger jobs refused by the loop guard', labelNames: ['reason'] as const, registers: [registry] }),
-    learnedCycles: new Counter({ name: 'bridge_loop_learned_cycles_total', help: 'Learned DAG → pipeline edges that closed a cycle', registers: [registry] }),
+    webhooksReceived: new Counter({ name: 'bridge_webhooks_received_total', help: 'Webhook requests by source and outcome (accepted, duplicate or the rejection reason)', labelNames: ['source', 'outcome'] as const, registers }),
+    webhooksRejected: new Counter({ name: 'bridge_webhook_rejected_total', help: 'Rejected webhook requests by reason', labelNames: ['reason'] as const, registers }),
+    triggers: new Counter({ name: 'bridge_triggers_total', help: 'Trigger jobs settled or created, by route and outcome (triggered, exists, dead, blocked)', labelNames: ['route', 'outcome'] as const, registers }),
+    attempts: new Counter({ name: 'bridge_trigger_attempts_total', help: 'Requests to Airflow by instance and status class (2xx, 4xx, 5xx, network)', labelNames: ['airflow', 'status_class'] as const, registers }),
+    dispatchLatency: new Histogram({
+      name: 'bridge_dispatch_latency_seconds',
+      help: 'From the webhook received to Airflow accepting the run',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800],
+      registers,
+    }),
+    queueDepth: new Gauge({ name: 'bridge_queue_depth', help: 'Trigger jobs by state', labelNames: ['state'] as const, registers }),
+    circuitOpen: new Gauge({ name: 'bridge_airflow_circuit_open', help: '1 while the circuit to an Airflow instance is open', labelNames: ['airflow'] as const, registers }),
+    triggersBlocked: new Counter({ name: 'bridge_triggers_blocked_total', help: 'Trigger jobs refused by the loop guard', labelNames: ['reason'] as const, registers }),
+    learnedCycles: new Counter({ name: 'bridge_loop_learned_cycles_total', help: 'Learned DAG → pipeline edges that closed a cycle', registers }),
+    reloads: new Counter({ name: 'bridge_config_reloads_total', help: 'Config reloads by outcome (applied, refused)', labelNames: ['outcome'] as const, registers }),
   };
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+export function statusClass(status: number | null): string {
+  return status === null ? 'network' : `${Math.floor(status / 100)}xx`;
+}

@@ -178,6 +178,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   const release = db.prepare(
     'UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?',
   );
+  const countByState = db.prepare<[], { state: JobState; n: number }>('SELECT state, count(*) AS n FROM jobs GROUP BY state');
   const nextDue = db.prepare<[], { at: number | null }>("SELECT min(next_attempt_at) AS at FROM jobs WHERE state = 'pending'");
   const replay = db.prepare(
     "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL WHERE id = ? AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
@@ -191,15 +192,9 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     return { count: pairCount.get(source, target, since)!.n, openUntil: breaker?.open_until ?? null };
   };
 
-  const insertWithJobs = db.transaction((e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Omit<Inserted, 'duplicate'> | undefined => {
-    const id = randomUUID();
-    const row = insertEventRow.get(
-      id, e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId,
-      jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt.toISOString(), JSON.stringify(e.routing),
-    );
-    if (!row) return undefined;
+  /** Each job pending, dead (no request) or blocked (lineage, or the breaker judged here). */
+  const insertJobs = (eventId: string, received: number, jobs: readonly NewJob[], policy: IngestPolicy): Inserted['jobs'] => {
     const now = clock();
-    const received = e.receivedAt.getTime();
     const outcomes: Inserted['jobs'] = [];
     for (const job of jobs) {
       let block = job.block;
@@ -212,13 +207,25 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       }
       const state: JobState = !job.request ? 'dead' : block ? 'blocked' : 'pending';
       insertJobRow.run(
-        randomUUID(), id, job.route, job.airflow, job.dagId, job.request?.dag_run_id ?? null, job.request ? JSON.stringify(job.request) : null,
+        randomUUID(), eventId, job.route, job.airflow, job.dagId, job.request?.dag_run_id ?? null, job.request ? JSON.stringify(job.request) : null,
         state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
         received, job.error ?? block?.detail ?? null, received, now, now,
       );
       outcomes.push({ route: job.route, state, ...(block ? { block } : {}) });
     }
+    return outcomes;
+  };
+
+  const insertWithJobs = db.transaction((e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Omit<Inserted, 'duplicate'> | undefined => {
+    const id = randomUUID();
+    const row = insertEventRow.get(
+      id, e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId,
+      jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt.toISOString(), JSON.stringify(e.routing),
+    );
+    if (!row) return undefined;
+    const outcomes = insertJobs(id, e.receivedAt.getTime(), jobs, policy);
     const edge = policy.learnedEdge;
+    const now = clock();
     const newLearnedEdge = edge ? learnEdge.get(edge.dagId, edge.pipelineId, edge.pipelineName, now, now)!.events === 1 : false;
     return { id, jobs: outcomes, newLearnedEdge };
   });
@@ -287,6 +294,48 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
 
     async replayJob(id, now) {
       return replay.run(now, now, id).changes === 1;
+    },
+
+    async listEvents(filter) {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (filter.status) (where.push('status = ?'), args.push(filter.status));
+      if (filter.pipelineId) (where.push('pipeline_id = ?'), args.push(filter.pipelineId));
+      if (filter.type) (where.push('type = ?'), args.push(filter.type));
+      if (filter.since) (where.push('received_at >= ?'), args.push(filter.since.toISOString()));
+      if (filter.cursor) (where.push('seq < ?'), args.push(Number(filter.cursor)));
+      const rows = db
+        .prepare<unknown[], EventRow>(`SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`)
+        .all(...args, filter.limit + 1);
+      const items = rows.slice(0, filter.limit).map(toEvent);
+      return rows.length > filter.limit ? { items, nextCursor: String(items.at(-1)!.seq) } : { items };
+    },
+
+    async listJobs(filter) {
+      const rows = db
+        .prepare<unknown[], JobRow & { rowid: number }>(
+          `SELECT rowid, * FROM jobs WHERE (? IS NULL OR state = ?) AND (? IS NULL OR rowid < ?) ORDER BY rowid DESC LIMIT ?`,
+        )
+        .all(filter.state ?? null, filter.state ?? null, filter.cursor ?? null, filter.cursor ? Number(filter.cursor) : null, filter.limit + 1);
+      const items = rows.slice(0, filter.limit);
+      return rows.length > filter.limit ? { items: items.map(toJob), nextCursor: String(items.at(-1)!.rowid) } : { items: items.map(toJob) };
+    },
+
+    async addJobs(eventId, jobs, policy) {
+      return db.transaction(() => {
+        const event = eventById.get(eventId);
+        if (!event) return [];
+        const have = new Set(jobsByEvent.all(eventId).map((j) => j.route));
+        const created = insertJobs(eventId, new Date(event.received_at).getTime(), jobs.filter((j) => !have.has(j.route)), policy);
+        if (created.length > 0) db.prepare("UPDATE events SET status = 'routed' WHERE id = ?").run(eventId);
+        return created;
+      }).immediate();
+    },
+
+    async jobCounts() {
+      const counts: Record<JobState, number> = { pending: 0, done: 0, dead: 0, blocked: 0 };
+      for (const row of countByState.all()) counts[row.state] = row.n;
+      return counts;
     },
 
     async learnedEdges() {

@@ -103,6 +103,22 @@ export interface IngestPolicy {
   learnedEdge?: LearnedEdge;
 }
 
+export interface EventFilter {
+  status?: EventStatus;
+  pipelineId?: string;
+  type?: string;
+  /** Received at or after. */
+  since?: Date;
+  limit: number;
+  cursor?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Absent on the last page. */
+  nextCursor?: string;
+}
+
 export interface Breaker {
   sourcePipeline: string;
   target: string;
@@ -151,6 +167,13 @@ export interface Store {
    * meets a 409. A blocked job replayed is sent without asking the loop guard again.
    */
   replayJob(id: string, now: number): Promise<boolean>;
+  /** Newest first; `cursor` is the `next_cursor` of the previous page. */
+  listEvents(filter: EventFilter): Promise<Page<StoredEvent>>;
+  listJobs(filter: { state?: JobState; limit: number; cursor?: string }): Promise<Page<Job>>;
+  /** Adds jobs for routes the event has none for yet (redrive); returns what was created. */
+  addJobs(eventId: string, jobs: readonly NewJob[], policy: IngestPolicy): Promise<Inserted['jobs']>;
+  /** Jobs per state, for the queue-depth gauge. */
+  jobCounts(): Promise<Record<JobState, number>>;
   learnedEdges(): Promise<LearnedEdge[]>;
   openBreakers(now: number): Promise<Breaker[]>;
   /** Closes a pair's breaker and restarts its count; false if it was not open. */

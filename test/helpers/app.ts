@@ -50,7 +50,8 @@ export function testApp(options: { yaml?: string; clock?: () => number; busyTime
     },
   });
   const logger = createLogger('debug', sink);
-  const app = createApp({ config, sources: built.sources, store, logger, clock, adminTokens: options.adminTokens ?? [] });
+  const live = { config, sources: built.sources };
+  const app = createApp({ live: () => live, store, logger, clock, adminTokens: options.adminTokens ?? [] });
   return {
     app,
     store,

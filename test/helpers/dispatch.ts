@@ -25,7 +25,7 @@ export function dispatchRig(yaml: string, options: { random?: () => number } = {
   });
   const logger = createLogger('debug', sink);
   const clients = new Map(Object.entries(config.airflow).map(([name, a]) => [name, createAirflowClient(name, a, { logger })]));
-  const dispatcher = createDispatcher({ store, config: () => config, clients, logger, ...(options.random ? { random: options.random } : {}) });
+  const dispatcher = createDispatcher({ store, config: () => config, clients: () => clients, logger, ...(options.random ? { random: options.random } : {}) });
   let deliveries = 0;
 
   return {
