@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
-import type { Express } from 'express';
+import express, { type Express } from 'express';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
-import { createApp, type Live } from './ingress/app.js';
+import { createApp, metricsHandler, type Live } from './ingress/app.js';
 import { buildSources } from './ingress/sources.js';
 import type { Logger } from './log/logger.js';
 import { openStore } from './store/open.js';
@@ -17,8 +17,12 @@ import { checkLoops } from './guard/graph.js';
 
 export interface Running {
   url: string;
+  /** The separate metrics listener's URL, when configured. */
+  metricsUrl?: string;
   server: Server;
   store: Store;
+  /** Re-reads the config file (SIGHUP). */
+  reload(): Promise<ReloadResult>;
   /** Stops accepting, lets in-flight requests finish (up to the shutdown timeout), closes the store. */
   stop(): Promise<void>;
 }
@@ -35,6 +39,10 @@ export interface Bridge {
   clients(): ReadonlyMap<string, AirflowClient>;
   /** Swaps in a validated config; refuses changes that need a restart. The old one stays on refusal. */
   reload(next: Config): Promise<ReloadResult>;
+  /** Re-reads `configFile` (refused, with a reason, when there is none). */
+  reloadFromFile(): Promise<ReloadResult>;
+  /** Refreshes the gauges read from the store and the dispatcher. */
+  beforeScrape(): Promise<void>;
   /** Stops dispatch (in-flight attempts are recorded), closes Airflow connections and the store. */
   close(): Promise<void>;
 }
@@ -112,6 +120,10 @@ export function createBridge(config: Config, logger: Logger, options: BridgeOpti
     };
   }
 
+  const beforeScrape = async () => {
+    for (const [state, n] of Object.entries(await store.jobCounts())) metrics.queueDepth.set({ state }, n);
+    for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
+  };
   const app = createApp({
     live: () => live,
     store,
@@ -120,10 +132,8 @@ export function createBridge(config: Config, logger: Logger, options: BridgeOpti
     adminTokens: options.adminTokens ?? adminTokens(),
     onJobs: dispatcher.wake,
     airflowHealth: () => airflowHealth(clients, dispatcher),
-    beforeScrape: async () => {
-      for (const [state, n] of Object.entries(await store.jobCounts())) metrics.queueDepth.set({ state }, n);
-      for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
-    },
+    beforeScrape,
+    metricsElsewhere: config.metrics !== undefined,
     admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake },
   });
   const close = async () => {
@@ -131,7 +141,10 @@ export function createBridge(config: Config, logger: Logger, options: BridgeOpti
     await Promise.all([...clients.values(), ...retired].map((c) => c.close()));
     await store.close();
   };
-  return { ok: true, bridge: { app, store, dispatcher, metrics, live: () => live, clients: () => clients, reload, close, ...(reloadFromFile ? { reloadFromFile } : {}) } };
+  return {
+    ok: true,
+    bridge: { app, store, dispatcher, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
+  };
 }
 
 /** Which top-level parts differ, for the reload log line and answer. */
@@ -152,8 +165,8 @@ function replacer(_key: string, value: unknown): unknown {
   return value;
 }
 
-export async function startService(config: Config, logger: Logger): Promise<StartResult> {
-  const created = createBridge(config, logger);
+export async function startService(config: Config, logger: Logger, configFile?: string): Promise<StartResult> {
+  const created = createBridge(config, logger, configFile ? { configFile } : {});
   if (!created.ok) return created;
   const bridge = created.bridge;
   const { app, store, dispatcher } = bridge;
@@ -179,8 +192,16 @@ export async function startService(config: Config, logger: Logger): Promise<Star
     if (!res.headersSent) res.setHeader('connection', 'close');
     res.on('finish', () => server.closeIdleConnections());
   });
-  const address = server.address() as AddressInfo;
-  const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = urlOf(server);
+  // /metrics on its own listener keeps the webhook port public-only.
+  let metricsServer: Server | undefined;
+  if (config.metrics) {
+    const metricsApp = express();
+    metricsApp.get(config.metrics.path, metricsHandler(bridge.metrics, bridge.beforeScrape));
+    metricsServer = await new Promise<Server>((resolve, reject) => {
+      const s = metricsApp.listen(config.metrics!.port, config.metrics!.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+    });
+  }
   dispatcher.start();
   logger.info(
     {
@@ -189,6 +210,7 @@ export async function startService(config: Config, logger: Logger): Promise<Star
       routes: config.routes.map((r) => r.name),
       airflow: Object.fromEntries(Object.entries(config.airflow).map(([name, a]) => [name, `${a.url} (${a.api})`])),
       store: config.store.url,
+      ...(metricsServer ? { metrics: `${urlOf(metricsServer)}${config.metrics!.path}` } : {}),
     },
     'bridge listening',
   );
@@ -206,11 +228,18 @@ export async function startService(config: Config, logger: Logger): Promise<Star
       }, config.server.shutdown_timeout);
       await closed;
       clearTimeout(timer);
+      metricsServer?.closeAllConnections();
+      await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
       await bridge.close();
       logger.info('stopped');
     })());
 
-  return { ok: true, running: { url, server, store, stop } };
+  return { ok: true, running: { url, ...(metricsServer ? { metricsUrl: urlOf(metricsServer) } : {}), server, store, stop, reload: bridge.reloadFromFile } };
+}
+
+function urlOf(server: Server): string {
+  const address = server.address() as AddressInfo;
+  return `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 }
 
 /** Reported by /readyz without failing readiness: while Airflow is down, the queue holds. */

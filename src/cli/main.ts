@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { explainEvent, formatExplanation } from '../guard/explain.js';
 import { openStoreIfPresent } from '../store/open.js';
 import { startService } from '../service.js';
+import { send } from './send.js';
 
 const USAGE = `usage: planasonix-bridge <command> [options]
 
@@ -17,6 +18,14 @@ commands:
                              dry run: which routes match (and why not), the rendered run,
                              what the loop guard would say; nothing is stored or sent.
                              Exit 0 if a route would trigger, 3 if none.
+  send [EVENT.json] --url URL [--secret S] [--type T --pipeline ID ...]
+                             sign and post a completion event (a "send test event" button):
+                             --scheme standard-webhooks|hmac-sha256|jws (default standard-webhooks;
+                             jws takes --key PEM --issuer --audience), --secret defaults to
+                             $PLANASONIX_WEBHOOK_SECRET, --pipeline-name, --environment, --status,
+                             --param k=v, --tag k=v (repeatable), --header NAME,
+                             --repeat N (new ids each), --duplicate (each delivery twice).
+                             Exit 0 when every answer was 2xx, 6 otherwise.
 
 options:
   -c, --config FILE          config file
@@ -24,7 +33,9 @@ options:
 
 // Exit codes, one table: 0 ok, 1 invalid config, 2 usage error, 3 explain: nothing would
 // trigger, 4 failed to start, 5 explain: the event is not a valid completion event.
-const EXIT = { ok: 0, invalidConfig: 1, usage: 2, nothingTriggers: 3, startFailed: 4, invalidEvent: 5 } as const;
+// trigger, 4 failed to start, 5 explain: the event is not a valid completion event, 6 send:
+// an answer was not 2xx.
+const EXIT = { ok: 0, invalidConfig: 1, usage: 2, nothingTriggers: 3, startFailed: 4, invalidEvent: 5, sendFailed: 6 } as const;
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -32,7 +43,28 @@ async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, source: { type: 'string' }, json: { type: 'boolean' } },
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        source: { type: 'string' },
+        json: { type: 'boolean' },
+        url: { type: 'string' },
+        secret: { type: 'string' },
+        scheme: { type: 'string', default: 'standard-webhooks' },
+        type: { type: 'string', default: 'run.succeeded' },
+        pipeline: { type: 'string' },
+        'pipeline-name': { type: 'string' },
+        environment: { type: 'string' },
+        status: { type: 'string' },
+        param: { type: 'string', multiple: true, default: [] },
+        tag: { type: 'string', multiple: true, default: [] },
+        key: { type: 'string' },
+        issuer: { type: 'string' },
+        audience: { type: 'string' },
+        header: { type: 'string' },
+        repeat: { type: 'string', default: '1' },
+        duplicate: { type: 'boolean', default: false },
+      },
     });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${USAGE}\n`);
@@ -43,6 +75,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return parsed.values.help ? EXIT.ok : EXIT.usage;
   }
+  if (command === 'send') return sendCommand(parsed.values, rest[0]);
   const file = parsed.values.config ?? (command === 'explain' ? undefined : rest[0]) ?? process.env.BRIDGE_CONFIG;
   if (!file) {
     process.stderr.write(`${command}: no config file (give --config FILE or set BRIDGE_CONFIG)\n`);
@@ -118,6 +151,44 @@ async function explain(file: string, eventFile: string, sourceName: string | und
   }
 }
 
+async function sendCommand(v: Record<string, string | boolean | string[] | undefined>, eventFile: string | undefined): Promise<number> {
+  const repeat = Number(v.repeat);
+  if (typeof v.url !== 'string' || !Number.isInteger(repeat) || repeat < 1) {
+    process.stderr.write(`send: give --url URL (and --repeat as a positive integer)\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const secret = str('secret') ?? process.env.PLANASONIX_WEBHOOK_SECRET;
+  try {
+    const failures = await send(
+      {
+        ...(eventFile ? { file: eventFile } : {}),
+        type: str('type')!,
+        ...(str('pipeline') ? { pipeline: str('pipeline')! } : {}),
+        ...(str('pipeline-name') ? { pipelineName: str('pipeline-name')! } : {}),
+        ...(str('environment') ? { environment: str('environment')! } : {}),
+        ...(str('status') ? { status: str('status')! } : {}),
+        params: v.param as string[],
+        tags: v.tag as string[],
+        url: v.url,
+        scheme: str('scheme')!,
+        ...(secret ? { secret } : {}),
+        ...(str('key') ? { key: str('key')! } : {}),
+        ...(str('issuer') ? { issuer: str('issuer')! } : {}),
+        ...(str('audience') ? { audience: str('audience')! } : {}),
+        ...(str('header') ? { header: str('header')! } : {}),
+        repeat,
+        duplicate: v.duplicate === true,
+      },
+      (line) => process.stdout.write(`${line}\n`),
+    );
+    return failures === 0 ? EXIT.ok : EXIT.sendFailed;
+  } catch (err) {
+    process.stderr.write(`send: ${(err as Error).message}\n`);
+    return EXIT.usage;
+  }
+}
+
 async function serve(file: string): Promise<number> {
   const loaded = await loadConfig(file);
   if (!loaded.ok) {
@@ -127,7 +198,7 @@ async function serve(file: string): Promise<number> {
   const logger = createLogger(loaded.config.log.level);
   let started;
   try {
-    started = await startService(loaded.config, logger);
+    started = await startService(loaded.config, logger, file);
   } catch (err) {
     logger.fatal({ err }, 'failed to start');
     return EXIT.startFailed;
@@ -144,8 +215,11 @@ async function serve(file: string): Promise<number> {
     };
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
-    // Without a handler SIGHUP would kill the process without draining.
-    process.on('SIGHUP', () => logger.warn('SIGHUP received: config reload is not supported yet; restart to apply changes'));
+    // Reload: a valid file is swapped in; an invalid one is refused and logged, the old kept.
+    process.on('SIGHUP', () => {
+      logger.info({ signal: 'SIGHUP' }, 'reloading config');
+      void running.reload();
+    });
   });
   return EXIT.ok;
 }

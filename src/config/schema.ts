@@ -273,6 +273,22 @@ export const configSchema = z
     routes: z.array(route).default([]),
     dispatch: dispatch.prefault({}),
     loop_guard: loopGuard.prefault({}),
+    /** Admin API JWTs (in addition to BRIDGE_ADMIN_TOKEN): verified against this JWKS. */
+    admin: z
+      .strictObject({
+        jwks_url: z.url({ protocol: /^https?$/ }),
+        issuer: nonEmpty,
+        audience: nonEmpty,
+      })
+      .optional(),
+    /** A separate listener for /metrics, so the webhook port can stay public-only. */
+    metrics: z
+      .strictObject({
+        host: nonEmpty.default('127.0.0.1'),
+        port: integer(0).pipe(z.number().max(65535)),
+        path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/).default('/metrics'),
+      })
+      .optional(),
   })
   .superRefine((config, ctx) => {
     const seen = new Map<string, string>();

@@ -23,6 +23,7 @@ export async function reportGuard(plan: Plan, inserted: Inserted, eventId: strin
     if (!job.block) continue;
     const planned = plan.jobs.find((j) => j.route === job.route);
     deps.metrics.triggersBlocked.inc({ reason: job.block.reason });
+    deps.metrics.triggers.inc({ route: job.route, outcome: 'blocked' });
     deps.logger.warn(
       { event_id: eventId, route: job.route, target: planned?.target, reason: job.block.reason, chain_id: planned?.lineage.chain_id, depth: planned?.lineage.depth },
       `trigger blocked by the loop guard (${job.block.reason}): ${job.block.detail}`,

@@ -5,7 +5,9 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
 import type { Clock } from '../verify/types.js';
+import { adminAuth } from '../admin/auth.js';
 import { adminRouter, type AdminDeps } from '../admin/routes.js';
+import openapi from '../../openapi.json' with { type: 'json' };
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { sendProblem } from './problems.js';
 import type { Source } from './sources.js';
@@ -27,12 +29,14 @@ export interface AppDeps {
   /** Per Airflow instance, for /readyz. */
   airflowHealth?: () => Promise<Record<string, unknown>>;
   metrics?: Metrics;
-  /** Bearer tokens for /v1; none = the admin API is off (404). */
+  /** Bearer tokens for /v1; with none (and no admin.jwks_url) the admin API is off (404). */
   adminTokens?: readonly string[];
   /** Refreshes gauges that are read from elsewhere (queue depth, circuits) before a scrape. */
   beforeScrape?: () => Promise<void>;
-  /** Extra /v1 routes (operations the service owns, such as reload). */
-  admin?: Omit<AdminDeps, 'tokens' | 'config' | 'store' | 'clock'>;
+  /** Operations the service owns, such as reload. */
+  admin?: Pick<AdminDeps, 'reload' | 'wake'>;
+  /** Served on its own listener instead (config `metrics`). */
+  metricsElsewhere?: boolean;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -88,7 +92,7 @@ export function createApp(deps: AppDeps): Express {
     res.status(store.ok ? 200 : 503).json(body);
   });
 
-  app.get('/metrics', metricsHandler(metrics, deps.beforeScrape));
+  if (!deps.metricsElsewhere) app.get('/metrics', metricsHandler(metrics, deps.beforeScrape));
 
   // One count per webhook answer, by source and outcome; rejections also by reason.
   app.use((_req, res, next) => {
@@ -101,7 +105,11 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  app.use('/v1', adminRouter({ tokens: deps.adminTokens ?? [], config: () => deps.live().config, store: deps.store, clock, ...deps.admin }));
+  const auth = adminAuth(deps.adminTokens ?? [], deps.live().config.admin);
+  app.use('/v1', adminRouter({ auth, config: () => deps.live().config, store: deps.store, clock, ...deps.admin }));
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
 
   // Webhook routes follow the live config: a reload can add, move or remove a source.
   const webhookDeps = { store: deps.store, clock, config: () => deps.live().config, metrics, onJobs: deps.onJobs ?? (() => {}) };

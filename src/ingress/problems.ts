@@ -13,6 +13,7 @@ export type IngressReason =
   | 'rate_limited'
   | 'not_found'
   | 'unauthorized'
+  | 'conflict'
   | 'method_not_allowed'
   | 'internal_error';
 
@@ -28,6 +29,7 @@ export const STATUS: Record<IngressReason, number> = {
   timestamp_out_of_tolerance: 401,
   unauthorized: 401,
   not_found: 404,
+  conflict: 409,
   method_not_allowed: 405,
   body_too_large: 413,
   unsupported_media_type: 415,
