@@ -7,7 +7,7 @@ import type { Store } from '../store/types.js';
 import type { Clock } from '../verify/types.js';
 import { adminAuth } from '../admin/auth.js';
 import { adminRouter, type AdminDeps } from '../admin/routes.js';
-import openapi from '../../openapi.json' with { type: 'json' };
+import openapi from '../openapi.json' with { type: 'json' };
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { sendProblem } from './problems.js';
 import type { Source } from './sources.js';

@@ -36,8 +36,9 @@ export function webhookHandlers(source: Source, deps: WebhookDeps): RequestHandl
       legacyHeaders: false,
       identifier: source.name,
       // Behind a proxy without trust_proxy, X-Forwarded-For is simply ignored; the library's
-      // own warning would go to stderr as a stack trace instead of a log line.
-      validate: { xForwardedForHeader: false },
+      // own warning would go to stderr as a stack trace instead of a log line. Chains are built
+      // when a (reloaded) config is first used, which is during a request: on purpose.
+      validate: { xForwardedForHeader: false, creationStack: false },
       handler: (_req, res) => sendProblem(res, 'rate_limited', `more than ${limits.max} requests in ${limits.window / 1000}s for source ${source.name}; retry after the Retry-After seconds`),
     }),
     accept(source, deps),
