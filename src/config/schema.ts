@@ -203,13 +203,31 @@ const trigger = z.strictObject({
   logical_date: stringTemplate.optional(),
 });
 
-const route = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'route names use letters, digits, _, . and -'),
-  match,
-  trigger,
-  /** Lets a static cycle through this route start (a warning); lineage and the breaker bound it. */
-  allow_cycle: z.boolean().default(false),
-});
+/** An Airflow asset (dataset) event instead of a DAG run: `uri` (looked up) or `asset_id`. */
+const assetEvent = z
+  .strictObject({
+    airflow: nonEmpty.default('default'),
+    uri: stringTemplate.optional(),
+    asset_id: integer(1).optional(),
+    extra: z.record(z.string(), z.unknown()).transform(toTemplate).prefault({}),
+  })
+  .refine((a) => (a.uri === undefined) !== (a.asset_id === undefined), { message: 'give exactly one of uri or asset_id', path: ['uri'] });
+
+const route = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'route names use letters, digits, _, . and -'),
+    match,
+    trigger: trigger.optional(),
+    asset_event: assetEvent.optional(),
+    /** Lets a static cycle through this route start (a warning); lineage and the breaker bound it. */
+    allow_cycle: z.boolean().default(false),
+  })
+  .refine((r) => (r.trigger === undefined) !== (r.asset_event === undefined), { message: 'give exactly one of trigger or asset_event', path: ['trigger'] })
+  // One shape for the rest of the bridge: what the route starts, and where.
+  .transform(({ trigger: t, asset_event: a, ...rest }) => ({
+    ...rest,
+    target: t ? ({ kind: 'dag_run', ...t } as const) : ({ kind: 'asset_event', ...a! } as const),
+  }));
 
 // --- Loop guard ---------------------------------------------------------------------
 
@@ -310,9 +328,12 @@ export const configSchema = z
     config.routes.forEach((r, i) => {
       if (names.has(r.name)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `another route is already named "${r.name}"` });
       names.add(r.name);
-      if (!(r.trigger.airflow in config.airflow)) {
+      if (!(r.target.airflow in config.airflow)) {
         const known = Object.keys(config.airflow);
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'trigger', 'airflow'], message: `no Airflow instance "${r.trigger.airflow}" under airflow: (${known.length ? `configured: ${known.join(', ')}` : 'none configured'})` });
+        const key = r.target.kind === 'dag_run' ? 'trigger' : 'asset_event';
+        ctx.addIssue({ code: 'custom', path: ['routes', i, key, 'airflow'], message: `no Airflow instance "${r.target.airflow}" under airflow: (${known.length ? `configured: ${known.join(', ')}` : 'none configured'})` });
+      } else if (r.target.kind === 'asset_event' && r.target.asset_id !== undefined && config.airflow[r.target.airflow]!.api === 'v1') {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'asset_event', 'asset_id'], message: 'Airflow 2 (api v1) takes dataset events by uri only' });
       }
     });
   });

@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import { errors as undiciErrors, Pool } from 'undici';
 import type { AirflowConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { TriggerRequest } from '../route/route.js';
+import type { AssetRequest, TriggerRequest } from '../route/route.js';
 import { parseRetryAfter } from './backoff.js';
 
 /** What one trigger attempt came to, in DESIGN §5's terms. */
@@ -16,6 +16,8 @@ export interface AirflowClient {
   readonly name: string;
   /** Never throws; `signal` bounds the whole attempt (login, trigger, 409 check). */
   trigger(dagId: string, request: TriggerRequest, signal?: AbortSignal): Promise<TriggerOutcome>;
+  /** Posts an asset (v1: dataset) event; never throws. */
+  assetEvent(request: AssetRequest, signal?: AbortSignal): Promise<TriggerOutcome>;
   /** True the first time (per TTL) a DAG is found paused; one check per DAG at a time. */
   pausedOnce(dagId: string): Promise<boolean>;
   /** Reachability for /readyz: never throws. */
@@ -54,6 +56,7 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
   });
   const api = `${prefix}/api/${config.api}`;
   const pausedChecked = new Map<string, { at: number; check: Promise<boolean> }>();
+  const assetIds = new Map<string, number>();
 
   async function send(method: 'GET' | 'POST', path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Answer> {
     const res = await pool.request({
@@ -171,8 +174,49 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
     return classify(answer, `GET ${path}`, clock);
   }
 
+  /** Airflow 3 posts events by asset id: find it by uri once (`uri_pattern` is a substring match). */
+  async function assetId(uri: string, signal: AbortSignal | undefined): Promise<number | TriggerOutcome> {
+    const known = assetIds.get(uri);
+    if (known !== undefined) return known;
+    const path = `${api}/assets?uri_pattern=${encodeURIComponent(uri)}&limit=100`;
+    const answer = await authed('GET', path, undefined, signal);
+    if ('kind' in answer) return answer;
+    if (answer.status !== 200) return classify(answer, `GET ${path}`, clock);
+    const found = (parseJson(answer.text) as { assets?: { id: number; uri: string }[] } | undefined)?.assets?.find((a) => a.uri === uri);
+    if (!found) return { kind: 'dead', status: 200, detail: `Airflow "${name}" has no asset with uri ${uri} (an asset exists once a DAG declares it)` };
+    assetIds.set(uri, found.id);
+    return found.id;
+  }
+
   return {
     name,
+
+    async assetEvent(request, signal) {
+      try {
+        let path: string;
+        let body: Record<string, unknown>;
+        if (config.api === 'v1') {
+          if (!('uri' in request.asset)) return { kind: 'dead', status: null, detail: 'Airflow 2 takes dataset events by uri only' };
+          path = `${api}/datasets/events`;
+          body = { dataset_uri: request.asset.uri, extra: request.extra };
+        } else {
+          const id = 'asset_id' in request.asset ? request.asset.asset_id : await assetId(request.asset.uri, signal);
+          if (typeof id !== 'number') return id;
+          path = `${api}/assets/events`;
+          body = { asset_id: id, extra: request.extra };
+        }
+        const answer = await authed('POST', path, body, signal);
+        if ('kind' in answer) return answer;
+        if (answer.status >= 200 && answer.status < 300) {
+          const event = parseJson(answer.text) as { id?: number } | undefined;
+          return { kind: 'triggered', status: answer.status, dagRunId: '', state: event?.id !== undefined ? `asset event ${event.id}` : null, detail: excerpt(answer.text) };
+        }
+        if (answer.status === 401) return { kind: 'dead', status: 401, detail: `Airflow "${name}" answered 401 after renewing credentials: ${detailOf(answer.text)}` };
+        return classify(answer, `POST ${path}`, clock);
+      } catch (err) {
+        return { kind: 'retry', status: null, detail: networkDetail(err) };
+      }
+    },
 
     async trigger(dagId, request, signal) {
       const path = `${api}/dags/${encodeURIComponent(dagId)}/dagRuns`;

@@ -5,6 +5,7 @@ import type { Job, JobUpdate, Store } from '../store/types.js';
 import type { AirflowClient, TriggerOutcome } from './airflow.js';
 import { retryDelay } from './backoff.js';
 import { createCircuit, type Circuit } from './circuit.js';
+import { isAssetRequest } from '../route/route.js';
 import { statusClass, type Metrics } from '../metrics/metrics.js';
 
 export interface DispatcherDeps {
@@ -124,7 +125,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     // The whole attempt (login, trigger, 409 check) ends before its lease does, so no other
     // claim can overlap it.
     const deadline = AbortSignal.timeout(Math.max(1000, leaseMs - Math.min(5000, leaseMs / 10)));
-    const outcome = await client.trigger(job.dagId, job.request!, deadline);
+    const request = job.request!;
+    const outcome = isAssetRequest(request) ? await client.assetEvent(request, deadline) : await client.trigger(job.dagId, request, deadline);
     const finishedAt = clock();
     const update = decide(job, outcome, job.attempts + 1, instance, finishedAt);
     if (outcome.kind === 'retry') circuit.failure(finishedAt);
@@ -153,7 +155,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     } else if (update.state === 'pending') log.warn({ ...line, next_attempt_at: new Date(update.nextAttemptAt).toISOString() }, 'trigger failed; will retry');
     else log.error({ ...line, error: update.error }, 'trigger dead-lettered');
     // After the record, off the attempt's clock: a paused DAG keeps the run queued.
-    if (outcome.kind === 'triggered') {
+    if (outcome.kind === 'triggered' && job.dagId) {
       void client.pausedOnce(job.dagId).then((paused) => {
         if (paused) log.warn(ctx, `DAG ${job.dagId} is paused in Airflow "${client.name}": the run stays queued until it is unpaused`);
       });
@@ -163,9 +165,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function decide(job: Job, outcome: TriggerOutcome, n: number, instance: Config['airflow'][string], now: number): JobUpdate {
     switch (outcome.kind) {
       case 'triggered':
-        return { state: 'done', airflowState: outcome.state, dagRunId: outcome.dagRunId };
+        return { state: 'done', airflowState: outcome.state, dagRunId: outcome.dagRunId || null };
       case 'exists':
-        return { state: 'done', airflowState: outcome.state, dagRunId: job.request!.dag_run_id };
+        return { state: 'done', airflowState: outcome.state, dagRunId: job.dagRunId };
       case 'dead':
         return { state: 'dead', error: outcome.detail };
       case 'retry':

@@ -6,6 +6,7 @@ import { breakerVerdict, describeBreaker } from './breaker.js';
 import { buildGraph, findCycles, type LearnedEdge } from './graph.js';
 import type { Block, Lineage } from './lineage.js';
 import { planEvent } from './plan.js';
+import { isAssetRequest } from '../route/route.js';
 
 /** What would happen to an event, route by route — computed exactly as ingest does, stored nowhere. */
 export interface Explanation {
@@ -26,6 +27,8 @@ export interface RouteExplanation {
   conf?: Record<string, unknown>;
   note?: string | null;
   logical_date?: string | null;
+  asset?: { uri: string } | { asset_id: number };
+  extra?: Record<string, unknown>;
   render_error?: string;
   decision?: 'trigger' | 'blocked' | 'dead';
   block?: Block;
@@ -65,7 +68,8 @@ export async function explainEvent(
       routes.push({ ...explained, decision: 'dead', render_error: job.error! });
       continue;
     }
-    Object.assign(explained, { dag_run_id: job.request.dag_run_id, conf: job.request.conf, note: job.request.note, logical_date: job.request.logical_date });
+    const r = job.request;
+    Object.assign(explained, isAssetRequest(r) ? { asset: r.asset, extra: r.extra } : { dag_run_id: r.dag_run_id, conf: r.conf, note: r.note, logical_date: r.logical_date });
     let block = job.block;
     if (store) {
       const state = await store.pairState(job.sourcePipeline, job.target, now, breaker.windowMs);
@@ -100,6 +104,7 @@ export function formatExplanation(x: Explanation): string {
     const verdict = r.decision === 'trigger' ? 'would trigger' : r.decision === 'blocked' ? `BLOCKED (${r.block!.reason}): ${r.block!.detail}` : `would fail: ${r.render_error}`;
     lines.push(`  ${r.decision === 'trigger' ? '✓' : '!'} ${r.route} → ${r.target}: ${verdict}`);
     if (r.dag_run_id) lines.push(`      dag_run_id: ${r.dag_run_id}`, `      conf: ${JSON.stringify(r.conf)}`);
+    if (r.asset) lines.push(`      asset event: ${JSON.stringify(r.asset)}`, `      extra: ${JSON.stringify(r.extra)}`);
     if (r.note) lines.push(`      note: ${r.note}`);
     if (r.logical_date) lines.push(`      logical_date: ${r.logical_date}`);
     if (r.breaker && typeof r.breaker === 'object') lines.push(`      breaker: ${r.breaker.count}/${r.breaker.max_triggers} in ${r.breaker.window_s}s${r.breaker.open_until ? `, open until ${r.breaker.open_until}` : ''}`);

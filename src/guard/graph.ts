@@ -38,6 +38,10 @@ export interface Cycle {
 export const pipelineNode = (id: string) => `planasonix:${id}`;
 export const dagNode = (id: string) => `airflow:${id}`;
 
+/** A route's target as a node: its DAG, or its asset (by uri template text or id). */
+export const targetNode = (t: Config['routes'][number]['target']) =>
+  t.kind === 'dag_run' ? dagNode(t.dag_id) : `asset:${t.asset_id ?? t.uri!.text}`;
+
 type Routes = Config['routes'];
 type Guard = Config['loop_guard'];
 
@@ -59,7 +63,7 @@ export function buildGraph(routes: Routes, guard: Guard, learned: readonly Learn
   for (const route of routes) {
     for (const [id, name] of names) {
       const verdict = couldMatch(route, id, name);
-      if (verdict.matches) addEdge(pipelineNode(id), dagNode(route.trigger.dag_id), { kind: 'route', route: route.name, ...(verdict.assumption ? { assumption: verdict.assumption } : {}) });
+      if (verdict.matches) addEdge(pipelineNode(id), targetNode(route.target), { kind: 'route', route: route.name, ...(verdict.assumption ? { assumption: verdict.assumption } : {}) });
     }
   }
   return g;
@@ -125,7 +129,7 @@ function cycleThrough(g: Graph, members: Set<string>, first: Edge): Edge[] {
 }
 
 function describe(g: Graph, steps: Edge[]): string {
-  const short = (node: string) => node.replace(/^(planasonix|airflow):/, '');
+  const short = (node: string) => node.replace(/^(planasonix|airflow):/, ''); // assets keep their "asset:"
   let out = short(steps[0]!.v);
   for (const e of steps) {
     const label = g.edge(e) as EdgeLabel;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { PlanasonixEvent } from '../event/schema.js';
-import type { PlannedJob } from '../route/route.js';
-import { dagNode, pipelineNode } from './graph.js';
+import { isAssetRequest, type PlannedJob } from '../route/route.js';
+import { pipelineNode } from './graph.js';
 
 // Layer 2 of the loop guard. Every DAG run the bridge starts carries
 // `conf.planasonix_bridge`; a DAG that starts Planasonix forwards it, and the completion
@@ -78,7 +78,7 @@ export function applyLineage(event: PlanasonixEvent, jobs: readonly PlannedJob[]
   const depth = (incoming?.depth ?? 0) + 1;
 
   return jobs.map((job) => {
-    const target = dagNode(job.dagId);
+    const target = job.target;
     const lineage: Lineage = { chain_id: chainId, depth, path: [...before, target], event_id: event.id, route: job.route };
     let block: Block | undefined;
     if (before.includes(target)) {
@@ -86,7 +86,9 @@ export function applyLineage(event: PlanasonixEvent, jobs: readonly PlannedJob[]
     } else if (depth > options.maxDepth) {
       block = { reason: 'max_depth', detail: `depth ${depth} would pass loop_guard.max_depth ${options.maxDepth}: ${[...before, target].join(' → ')}` };
     }
-    const request = job.request ? { ...job.request, conf: { ...job.request.conf, planasonix_bridge: lineage } } : undefined;
+    // DAG runs carry it in conf, asset events in extra.
+    const r = job.request;
+    const request = !r ? undefined : isAssetRequest(r) ? { ...r, extra: { ...r.extra, planasonix_bridge: lineage } } : { ...r, conf: { ...r.conf, planasonix_bridge: lineage } };
     return { ...job, ...(request ? { request } : {}), sourcePipeline: event.data.pipeline_id, target, lineage, ...(block ? { block } : {}) };
   });
 }

@@ -19,12 +19,25 @@ export interface TriggerRequest {
   note: string | null;
 }
 
+/** An asset (Airflow 2: dataset) event: the asset by uri or id, and its `extra`. */
+export interface AssetRequest {
+  asset: { uri: string } | { asset_id: number };
+  extra: Record<string, unknown>;
+}
+
+export type JobRequest = TriggerRequest | AssetRequest;
+
+export const isAssetRequest = (r: JobRequest): r is AssetRequest => 'asset' in r;
+
 export interface PlannedJob {
   route: string;
   airflow: string;
+  /** The DAG for a DAG run; empty for an asset event. */
   dagId: string;
+  /** `airflow:<dag_id>` or `asset:<uri or id>`: a node of the loop guard's graph. */
+  target: string;
   /** Undefined when rendering failed: the job is stored dead with `error`. */
-  request?: TriggerRequest;
+  request?: JobRequest;
   error?: string;
 }
 
@@ -64,10 +77,15 @@ function firstMiss(event: PlanasonixEvent, route: RouteConfig): string | undefin
 }
 
 function planJob(event: PlanasonixEvent, source: string, route: RouteConfig): PlannedJob {
-  const t = route.trigger;
-  const base = { route: route.name, airflow: t.airflow, dagId: t.dag_id };
-  const scope: Scope = { event, data: event.data, route: { name: route.name, dag_id: t.dag_id, airflow: t.airflow }, source: { name: source } };
+  const t = route.target;
+  const scope: Scope = { event, data: event.data, route: { name: route.name, airflow: t.airflow, ...(t.kind === 'dag_run' ? { dag_id: t.dag_id } : {}) }, source: { name: source } };
+  return t.kind === 'dag_run' ? planDagRun(route.name, t, scope) : planAssetEvent(route.name, t, scope);
+}
 
+type Target<K> = Extract<RouteConfig['target'], { kind: K }>;
+
+function planDagRun(route: string, t: Target<'dag_run'>, scope: Scope): PlannedJob {
+  const base = { route, airflow: t.airflow, dagId: t.dag_id, target: `airflow:${t.dag_id}` };
   const conf = t.conf.render(scope);
   if (!conf.ok) return { ...base, error: `conf: ${conf.message}` };
   const runId = t.dag_run_id.render(scope);
@@ -97,4 +115,19 @@ function planJob(event: PlanasonixEvent, source: string, route: RouteConfig): Pl
       note: note.value === null ? null : String(note.value),
     },
   };
+}
+
+function planAssetEvent(route: string, t: Target<'asset_event'>, scope: Scope): PlannedJob {
+  const base = { route, airflow: t.airflow, dagId: '' };
+  const extra = t.extra.render(scope);
+  if (t.asset_id !== undefined) {
+    const ided = { ...base, target: `asset:${t.asset_id}` };
+    return extra.ok ? { ...ided, request: { asset: { asset_id: t.asset_id }, extra: extra.value as Record<string, unknown> } } : { ...ided, error: `extra: ${extra.message}` };
+  }
+  const uri = t.uri!.render(scope);
+  const target = `asset:${uri.ok && isScalar(uri.value) ? String(uri.value) : t.uri!.text}`;
+  if (!uri.ok) return { ...base, target, error: `uri: ${uri.message}` };
+  if (!isScalar(uri.value)) return { ...base, target, error: `uri: rendered to ${describeValue(uri.value)}` };
+  if (!extra.ok) return { ...base, target, error: `extra: ${extra.message}` };
+  return { ...base, target, request: { asset: { uri: String(uri.value) }, extra: extra.value as Record<string, unknown> } };
 }

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
 import { breakerVerdict, describeBreaker } from '../guard/breaker.js';
 import type { BlockReason, Lineage } from '../guard/lineage.js';
-import type { RouteDecision, TriggerRequest } from '../route/route.js';
+import { isAssetRequest, type JobRequest, type RouteDecision } from '../route/route.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
 import type { Attempt, AttemptOutcome, EventStatus, Inserted, IngestPolicy, Job, JobState, NewEvent, NewJob, Store, StoredEvent } from './types.js';
 
@@ -207,7 +207,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       }
       const state: JobState = !job.request ? 'dead' : block ? 'blocked' : 'pending';
       insertJobRow.run(
-        randomUUID(), eventId, job.route, job.airflow, job.dagId, job.request?.dag_run_id ?? null, job.request ? JSON.stringify(job.request) : null,
+        randomUUID(), eventId, job.route, job.airflow, job.dagId, (job.request && !isAssetRequest(job.request) ? job.request.dag_run_id : null), job.request ? JSON.stringify(job.request) : null,
         state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
         received, job.error ?? block?.detail ?? null, received, now, now,
       );
@@ -428,7 +428,7 @@ function toJob(row: JobRow): Job {
     airflow: row.airflow,
     dagId: row.dag_id,
     dagRunId: row.dag_run_id,
-    request: row.request === null ? null : (JSON.parse(row.request) as TriggerRequest),
+    request: row.request === null ? null : (JSON.parse(row.request) as JobRequest),
     state: row.state,
     sourcePipeline: row.source_pipeline,
     target: row.target,

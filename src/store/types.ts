@@ -2,7 +2,7 @@ import type { Result } from '../errors/result.js';
 import type { BreakerPolicy } from '../guard/breaker.js';
 import type { LearnedEdge } from '../guard/graph.js';
 import type { BlockReason, GuardedJob, Lineage } from '../guard/lineage.js';
-import type { RouteDecision, TriggerRequest } from '../route/route.js';
+import type { JobRequest, RouteDecision } from '../route/route.js';
 
 export type { LearnedEdge };
 
@@ -49,7 +49,7 @@ export interface Job {
   airflow: string;
   dagId: string;
   dagRunId: string | null;
-  request: TriggerRequest | null;
+  request: JobRequest | null;
   state: JobState;
   sourcePipeline: string;
   target: string;
@@ -83,7 +83,7 @@ export type AttemptOutcome = 'triggered' | 'exists' | 'retry' | 'dead';
 
 /** How an attempt changes its job; applied with the attempt row in one transaction. */
 export type JobUpdate =
-  | { state: 'done'; airflowState: string | null; dagRunId: string }
+  | { state: 'done'; airflowState: string | null; dagRunId: string | null }
   | { state: 'pending'; nextAttemptAt: number; error: string }
   | { state: 'dead'; error: string };
 

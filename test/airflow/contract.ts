@@ -40,6 +40,9 @@ routes:
   - name: to-paused-dag
     match: { type: run.succeeded, pipeline_id: pl_paused }
     trigger: { dag_id: paused_dag }
+  - name: to-asset
+    match: { type: run.succeeded, pipeline_id: pl_asset }
+    asset_event: { uri: "planasonix://bridge/test-asset", extra: { planasonix_run_id: "{{ data.run_id }}" } }
 `;
 
   describe(`real Airflow ${major} (api ${api})`, () => {
@@ -49,7 +52,7 @@ routes:
         ...(jwtExpirationSeconds ? { jwtExpirationSeconds } : {}),
         // The loop DAGs sign their call-backs with this; it is never put in a DAG's conf.
         env: { PLANASONIX_TEST_WEBHOOK_SECRET: SECRET },
-        waitForDags: ['record_conf', 'paused_dag', 'loop_dag', 'hop_4', 'nofwd_dag'],
+        waitForDags: ['record_conf', 'paused_dag', 'loop_dag', 'hop_4', 'nofwd_dag', 'asset_consumer'],
       });
       bridge = await e2eBridge(routes(`{ type: password, username: ${af.username}, password: ${af.password} }`).replace('URL', af.url));
     }, 240_000);
@@ -118,6 +121,22 @@ routes:
       for (let i = 0; i < 50 && !warned(); i++) await new Promise((r) => setTimeout(r, 100));
       expect(warned()).toBe(true);
     }, 60_000);
+
+    it('an asset event makes Airflow run the DAG scheduled on that asset', async () => {
+      const airflow = airflowApi(af);
+      const before = (await airflow.runs('asset_consumer')).length;
+      const answer = await bridge.send(completionEvent({ data: { run_id: `run_asset_${major}`, pipeline_id: 'pl_asset', status: 'succeeded' } }));
+      const [job] = await bridge.settled(answer.body.id);
+      expect(job).toMatchObject({ route: 'to-asset', state: 'done', target: 'asset:planasonix://bridge/test-asset' });
+      const attempts = await bridge.store.attemptsOfJob(job!.id);
+      expect(attempts).toEqual([expect.objectContaining({ httpStatus: 200, outcome: 'triggered', detail: expect.stringContaining('planasonix://bridge/test-asset') })]);
+      let runs = before;
+      for (let i = 0; i < 120 && runs === before; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        runs = (await airflow.runs('asset_consumer')).length;
+      }
+      expect(runs).toBe(before + 1);
+    }, 90_000);
 
     it('a wrong password is dead-lettered with a clear auth reason', async () => {
       const wrong = await e2eBridge(routes(`{ type: password, username: ${af.username}, password: not-the-password }`).replace('URL', af.url));

@@ -200,7 +200,7 @@ routes: [ { name: r, match: {}, trigger: { dag_id: dbt_sales_models } } ]
 
   it('v1: basic auth, no logical_date or note when null', async () => {
     const r = start({ api: 'v1', auth: '{ type: password, username: admin, password: s3cr3t }' });
-    rig!.config.routes[0]!.trigger.note = undefined;
+    (rig!.config.routes[0]!.target as { note?: unknown }).note = undefined;
     await r.settled(await r.submit({ data: { run_id: 'run_v1', pipeline_id: 'pl_8f2a9c1d4e', status: 'succeeded' } }));
     const [sent] = airflow.seen.filter((s) => s.path === '/api/v1/dags/dbt_sales_models/dagRuns');
     expect(sent!.authorization).toBe(`Basic ${Buffer.from('admin:s3cr3t').toString('base64')}`);

@@ -11,14 +11,14 @@ function event(data: Record<string, unknown> = {}): PlanasonixEvent {
   return parsed.value;
 }
 
-const job = (dagId: string, route = 'r'): PlannedJob => ({ route, airflow: 'default', dagId, request: { dag_run_id: 'x', logical_date: null, conf: { k: 1 }, note: null } });
+const job = (dagId: string, route = 'r'): PlannedJob => ({ route, airflow: 'default', dagId, target: `airflow:${dagId}`, request: { dag_run_id: 'x', logical_date: null, conf: { k: 1 }, note: null } });
 const incoming: Lineage = { chain_id: 'chain-1', depth: 2, path: ['planasonix:pl_a', 'airflow:dag_b', 'planasonix:pl_b', 'airflow:dag_c'], event_id: 'evt_0', route: 'r0' };
 
 describe('lineage', () => {
   it('starts a chain at depth 1 with a fresh id and puts it in conf', () => {
     const [j] = applyLineage(event(), [job('dag_x')], undefined, { maxDepth: 5, newChainId: () => 'new-chain' });
     expect(j!.lineage).toEqual({ chain_id: 'new-chain', depth: 1, path: ['planasonix:pl_c', 'airflow:dag_x'], event_id: 'evt_L', route: 'r' });
-    expect(j!.request!.conf).toEqual({ k: 1, planasonix_bridge: j!.lineage });
+    expect(j!.request).toMatchObject({ conf: { k: 1, planasonix_bridge: j!.lineage } });
     expect(j!.block).toBeUndefined();
   });
 

@@ -83,6 +83,7 @@ describe('routing', () => {
       route: 'sales-to-dbt',
       airflow: 'default',
       dagId: 'dbt_sales_models',
+      target: 'airflow:dbt_sales_models',
       request: {
         dag_run_id: 'planasonix__run_7Hc2__sales-to-dbt',
         logical_date: '2026-11-24T02:14:07.000Z',
@@ -99,7 +100,7 @@ describe('routing', () => {
     trigger: { dag_id: x, conf: { watermark: "{{ data.parameters.watermark }}" } }
 `);
     expect(routeEvent(event(), 'p', t).jobs[0]).toEqual({
-      route: 'needs-watermark', airflow: 'default', dagId: 'x',
+      route: 'needs-watermark', airflow: 'default', dagId: 'x', target: 'airflow:x',
       error: 'conf: {{ data.parameters.watermark }}: data.parameters.watermark is missing (add "| default: …" if it is optional)',
     });
   });
@@ -125,13 +126,25 @@ describe('routing', () => {
     expect(routeEvent(event(), 'p', t).decisions[0]).toEqual({ route: 'proto', matched: false, reason: 'tags.constructor is absent (route wants "*")' });
   });
 
+  it('plans an asset event: uri rendered, extra rendered, target asset:<uri>', () => {
+    const t = routes(`
+  - name: inventory-asset
+    match: { type: run.succeeded }
+    asset_event: { uri: "planasonix://inventory/{{ data.pipeline_id }}", extra: { rows: "{{ data.metrics.rows_written }}" } }
+`);
+    expect(routeEvent(event(), 'p', t).jobs[0]).toEqual({
+      route: 'inventory-asset', airflow: 'default', dagId: '', target: 'asset:planasonix://inventory/pl_8f2a9c1d4e',
+      request: { asset: { uri: 'planasonix://inventory/pl_8f2a9c1d4e' }, extra: { rows: 120344 } },
+    });
+  });
+
   it('sanitises a rendered run id that Airflow would refuse', () => {
     const t = routes(`
   - name: r
     match: {}
     trigger: { dag_id: x, dag_run_id: "run {{ data.pipeline_name }}/{{ data.run_id }}" }
 `);
-    expect(routeEvent(event({}, { run_id: 'a..b' }), 'p', t).jobs[0]!.request!.dag_run_id).toMatch(/^run_nightly_sales_to_warehouse_a\.b~[0-9a-f]{16}$/);
+    expect((routeEvent(event({}, { run_id: 'a..b' }), 'p', t).jobs[0]!.request as { dag_run_id: string }).dag_run_id).toMatch(/^run_nightly_sales_to_warehouse_a\.b~[0-9a-f]{16}$/);
   });
 });
 
