@@ -37,8 +37,8 @@ const jobQuery = z.strictObject({ state: z.enum(['pending', 'done', 'dead', 'blo
 /** `/v1`: the operator's API. Authenticated, and rate limited apart from the webhooks. */
 export function adminRouter(deps: AdminDeps): Router {
   const router = Router();
+  // The limit comes first, so guessing tokens is rate limited too.
   router.use(
-    deps.auth.middleware,
     rateLimit({
       windowMs: 60_000,
       limit: 600,
@@ -47,6 +47,7 @@ export function adminRouter(deps: AdminDeps): Router {
       validate: { xForwardedForHeader: false },
       handler: (_req, res) => sendProblem(res, 'rate_limited', 'more than 600 admin requests in 60s; retry after the Retry-After seconds'),
     }),
+    deps.auth.middleware,
   );
 
   router.get('/events', async (req, res) => {
@@ -121,7 +122,7 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ key: req.params.key, reset: true, was_open: wasOpen });
   });
 
-  router.post('/explain', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
+  router.post('/explain', (req, res, next) => express.raw({ type: () => true, limit: deps.config().server.body_limit, inflate: false })(req, res, next), async (req, res) => {
     const config = deps.config();
     const source = typeof req.query.source === 'string' ? req.query.source : Object.keys(config.sources)[0]!;
     if (!(source in config.sources)) return sendProblem(res, 'bad_request', `no source "${source}"`);

@@ -6,6 +6,7 @@ import { createLogger } from '../log/logger.js';
 import { readFile } from 'node:fs/promises';
 import { explainEvent, formatExplanation } from '../guard/explain.js';
 import { openStoreIfPresent } from '../store/open.js';
+import type { Store } from '../store/types.js';
 import { startService } from '../service.js';
 import { send } from './send.js';
 
@@ -137,7 +138,12 @@ async function explain(file: string, eventFile: string, sourceName: string | und
   }
   // The breaker's counts and learned edges come from the store when there is one; it is
   // opened read-only, so a running bridge beside it is not disturbed.
-  const store = openStoreIfPresent(loaded.config.store);
+  let store: Store | undefined;
+  try {
+    store = openStoreIfPresent(loaded.config.store);
+  } catch (err) {
+    process.stderr.write(`explain: the store cannot be read (${(err as Error).message}); breaker state and learned edges are left out\n`);
+  }
   try {
     const result = await explainEvent(body, source, loaded.config, store, Date.now());
     if (!result.ok) {

@@ -56,6 +56,8 @@ export async function explainEvent(
   const { breaker } = plan.policy;
 
   const routes: RouteExplanation[] = [];
+  // Ingest judges the jobs of one event in turn, each counting the ones before it: so here.
+  const sentBefore = new Map<string, number>();
   for (const decision of plan.decisions) {
     if (!decision.matched) {
       routes.push({ route: decision.route, matched: false, reason: decision.reason! });
@@ -72,10 +74,13 @@ export async function explainEvent(
     Object.assign(explained, isAssetRequest(r) ? { asset: r.asset, extra: r.extra } : { dag_run_id: r.dag_run_id, conf: r.conf, note: r.note, logical_date: r.logical_date });
     let block = job.block;
     if (store) {
-      const state = await store.pairState(job.sourcePipeline, job.target, now, breaker.windowMs);
+      const pairKey = `${job.sourcePipeline}\u0000${job.target}`;
+      const stored = await store.pairState(job.sourcePipeline, job.target, now, breaker.windowMs);
+      const state = { ...stored, count: stored.count + (sentBefore.get(pairKey) ?? 0) };
       explained.breaker = { count: state.count, max_triggers: breaker.maxTriggers, window_s: breaker.windowMs / 1000, open_until: state.openUntil && state.openUntil > now ? new Date(state.openUntil).toISOString() : null };
       const verdict = breakerVerdict(state, now, breaker);
       if (!block && verdict.block) block = { reason: 'breaker_open', detail: describeBreaker(job.sourcePipeline, job.target, breaker, verdict.openUntil) };
+      if (!block) sentBefore.set(pairKey, (sentBefore.get(pairKey) ?? 0) + 1);
     } else {
       explained.breaker = 'unknown (no store)';
     }

@@ -33,6 +33,8 @@ export interface Cycle {
   refusing: string[];
   /** Route edges in the component that exist only because a pattern could match. */
   assumptions: string[];
+  /** For every route in the component, a cycle through that route's own edge. */
+  byRoute: Record<string, string>;
 }
 
 export const pipelineNode = (id: string) => `planasonix:${id}`;
@@ -94,7 +96,10 @@ export function findCycles(g: Graph, allowCycle: (route: string) => boolean): Cy
     // Print a cycle through the first refusing route (the one to fix), else through any edge.
     const through = routeEdges.find((l) => refusing.includes(l.label.route!)) ?? routeEdges[0] ?? labels[0]!;
     const steps = cycleThrough(g, members, through.e);
+    const byRoute: Record<string, string> = {};
+    for (const { e, label } of routeEdges) byRoute[label.route!] ??= describe(g, cycleThrough(g, members, e));
     cycles.push({
+      byRoute,
       path: describe(g, steps),
       nodes: component,
       routes: [...new Set(steps.map((e) => (g.edge(e) as EdgeLabel).route).filter((r): r is string => r !== undefined))],
@@ -138,6 +143,15 @@ function describe(g: Graph, steps: Edge[]): string {
   return out;
 }
 
+/** A cycle through a DAG → pipeline edge (just learned), if the pipeline leads back to the DAG. */
+export function cycleThroughEdge(routes: Routes, guard: Guard, learned: readonly LearnedEdge[], dagId: string, pipelineId: string): string | undefined {
+  const g = buildGraph(routes, guard, learned);
+  const edge = (g.outEdges(dagNode(dagId), pipelineNode(pipelineId)) ?? [])[0];
+  if (!edge) return undefined;
+  const component = alg.tarjan(g).find((c) => c.includes(edge.v) && c.includes(edge.w));
+  return component ? describe(g, cycleThrough(g, new Set(component), edge)) : undefined;
+}
+
 export interface LoopReport {
   /** Cycles with a route that does not allow them: the config is refused. */
   errors: { route: string; message: string }[];
@@ -152,7 +166,9 @@ export function checkLoops(routes: Routes, guard: Guard, learned: readonly Learn
     const assumed = cycle.assumptions.length > 0 ? ` (${cycle.assumptions.join('; ')})` : '';
     if (cycle.refusing.length > 0) {
       for (const route of cycle.refusing) {
-        report.errors.push({ route, message: `cycle: ${cycle.path}; set allow_cycle: true on every route on it (${cycle.refusing.join(', ')}) to let lineage and the breaker bound it${assumed}` });
+        const path = cycle.byRoute[route]!;
+        const onIt = cycle.refusing.filter((r) => path.includes(`--route ${r}-->`));
+        report.errors.push({ route, message: `cycle: ${path}; set allow_cycle: true on every route on it (${onIt.join(', ')}) to let lineage and the breaker bound it${assumed}` });
       }
     } else if (cycle.routes.length === 0 && !cycle.nodes.some((n) => n.startsWith('airflow:'))) {
       report.warnings.push(`cycle without a route of this bridge (Planasonix chaining only): ${cycle.path}`);

@@ -42,25 +42,26 @@ const LOCATIONS = [
 
 /** The lineage an event carries back, if any. Junk is reported, never fatal. */
 export function readLineage(event: PlanasonixEvent): { lineage?: Lineage; warning?: string } {
+  let warning: string | undefined;
   for (const [where, read] of LOCATIONS) {
     let value = read(event);
-    if (value === undefined || value === null || value === '') continue;
-    // Operators often forward it as a JSON string (Jinja's tojson), sometimes as an object.
+    // Operators often forward it as a JSON string (Jinja's tojson), sometimes as an object;
+    // a run the bridge did not start forwards null, which tojson renders as "null".
     if (typeof value === 'string') {
       try {
         value = JSON.parse(value);
       } catch {
-        return { warning: `${where} is not JSON; lineage ignored` };
+        warning ??= `${where} is not JSON; lineage ignored`;
+        continue;
       }
     }
+    if (value === undefined || value === null || value === '') continue;
     const parsed = lineageSchema.safeParse(value);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      return { warning: `${where} is not bridge lineage (${issue?.path.join('.') || 'value'}: ${issue?.message}); lineage ignored` };
-    }
-    return { lineage: parsed.data };
+    if (parsed.success) return { lineage: parsed.data };
+    const issue = parsed.error.issues[0];
+    warning ??= `${where} is not bridge lineage (${issue?.path.join('.') || 'value'}: ${issue?.message}); lineage ignored`;
   }
-  return {};
+  return warning ? { warning } : {};
 }
 
 export interface LineageOptions {

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Inserted, Store } from '../store/types.js';
-import { checkLoops } from './graph.js';
+import { cycleThroughEdge } from './graph.js';
 import type { Plan } from './plan.js';
 
 export interface GuardReportDeps {
@@ -32,10 +32,8 @@ export async function reportGuard(plan: Plan, inserted: Inserted, eventId: strin
   const edge = plan.policy.learnedEdge;
   if (!inserted.newLearnedEdge || !edge) return;
   deps.logger.info({ event_id: eventId, dag_id: edge.dagId, pipeline_id: edge.pipelineId }, `learned edge: DAG ${edge.dagId} starts pipeline ${edge.pipelineId}`);
-  const report = checkLoops(deps.config.routes, deps.config.loop_guard, await deps.store.learnedEdges());
-  const closed = [...report.errors.map((e) => e.message), ...report.warnings].filter((m) => m.includes(edge.dagId) && m.includes(edge.pipelineId));
-  for (const message of closed) {
-    deps.metrics.learnedCycles.inc();
-    deps.logger.warn({ event_id: eventId, dag_id: edge.dagId, pipeline_id: edge.pipelineId }, `a learned edge closes a cycle; lineage and the breaker judge its triggers: ${message}`);
-  }
+  const cycle = cycleThroughEdge(deps.config.routes, deps.config.loop_guard, await deps.store.learnedEdges(), edge.dagId, edge.pipelineId);
+  if (cycle === undefined) return;
+  deps.metrics.learnedCycles.inc();
+  deps.logger.warn({ event_id: eventId, dag_id: edge.dagId, pipeline_id: edge.pipelineId }, `a learned edge closes a cycle; lineage and the breaker judge its triggers: ${cycle}`);
 }

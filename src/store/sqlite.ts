@@ -126,7 +126,8 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const pairCount = db.prepare<[string, string, number], { n: number }>(
-    "SELECT count(*) AS n FROM jobs WHERE source_pipeline = ? AND target = ? AND state != 'blocked' AND created_at > ?",
+    // Triggers that were or will be sent: not blocked ones, nor ones whose templates failed.
+    "SELECT count(*) AS n FROM jobs WHERE source_pipeline = ? AND target = ? AND state IN ('pending', 'done') AND created_at > ?",
   );
   const breakerRow = db.prepare<[string, string], { open_until: number | null; reset_at: number | null; opened_at: number | null }>(
     'SELECT opened_at, open_until, reset_at FROM breakers WHERE source_pipeline = ? AND target = ?',
@@ -181,7 +182,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   const countByState = db.prepare<[], { state: JobState; n: number }>('SELECT state, count(*) AS n FROM jobs GROUP BY state');
   const nextDue = db.prepare<[], { at: number | null }>("SELECT min(next_attempt_at) AS at FROM jobs WHERE state = 'pending'");
   const replay = db.prepare(
-    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL WHERE id = ? AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
+    "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL, block_reason = NULL WHERE id = ? AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
   );
   const probe = db.prepare<[string]>('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)');
 

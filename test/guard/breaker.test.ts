@@ -61,6 +61,14 @@ describe('breaker (in the store, injected clock)', () => {
     await s.close();
   });
 
+  it('does not count jobs that were never sent (templates failed)', async () => {
+    const s = store();
+    const { request: _unsent, ...failed } = job();
+    for (let i = 0; i < 5; i++) await s.insertEvent(event(), [{ ...failed, error: 'conf: missing' }], policy);
+    expect((await trigger(s)).state).toBe('pending');
+    await s.close();
+  });
+
   it('a blocked job is never claimed, and an operator can force-replay it', async () => {
     const s = store();
     for (let i = 0; i < 3; i++) await trigger(s);
@@ -71,7 +79,7 @@ describe('breaker (in the store, injected clock)', () => {
     const claimed = await s.claimJobs({ airflow: 'default', now: now + 1, limit: 100, leaseMs: 1000, owner: 'o' });
     expect(claimed.map((j) => j.id)).not.toContain(blocked!.id);
     expect(await s.replayJob(blocked!.id, now)).toBe(true);
-    expect(await s.getJob(blocked!.id)).toMatchObject({ state: 'pending' });
+    expect(await s.getJob(blocked!.id)).toMatchObject({ state: 'pending', blockReason: null });
     await s.close();
   });
 });

@@ -5,7 +5,7 @@ import request from 'supertest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { explainEvent, formatExplanation } from '../../src/guard/explain.js';
 import { configFrom, SECRET, tempDir, testApp } from '../helpers/app.js';
-import { completionEvent } from '../helpers/sign.js';
+import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
 
 const YAML = `
 sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"] } } }
@@ -72,6 +72,23 @@ describe('explain', () => {
     const result = await explainEvent(body({}, { parameters: { business_date: 'd' }, trigger: { type: 'integration', correlation: { dag_id: 'some_dag' } } }), 'planasonix', app.config, app.store, Date.now());
     expect(result.ok && result.value.routes[0]!.breaker).toEqual({ count: 0, max_triggers: 5, window_s: 600, open_until: null });
     expect(await app.store.learnedEdges()).toEqual(before);
+  });
+
+  it('judges two routes to the same DAG in turn, as ingest does', async () => {
+    const yaml = YAML.replace('max_triggers: 5', 'max_triggers: 1').replace('routes:', `routes:
+  - { name: first, match: { pipeline_id: pl_twice }, trigger: { dag_id: same_dag } }
+  - { name: second, match: { pipeline_id: pl_twice }, trigger: { dag_id: same_dag, dag_run_id: "other__{{ data.run_id }}" } }`);
+    const app = testApp({ yaml });
+    cleanup = app.close;
+    const event = body({}, { pipeline_id: 'pl_twice' });
+    const result = await explainEvent(event, 'planasonix', app.config, app.store, Date.now());
+    if (!result.ok) throw new Error(result.error.message);
+    expect(result.value.routes.filter((r) => r.target === 'airflow:same_dag').map((r) => [r.route, r.decision, r.block?.reason])).toEqual([['first', 'trigger', undefined], ['second', 'blocked', 'breaker_open']]);
+    // …and ingest agrees.
+    const headers = { 'content-type': 'application/json', ...standardWebhookHeaders(SECRET, 'm-twice', Math.floor(Date.now() / 1000), event) };
+    const stored = await request(app.app).post('/webhooks/planasonix').set(headers).send(event.toString());
+    expect(stored.status).toBe(202);
+    expect((await app.store.jobsOfEvent(stored.body.id)).filter((j) => j.dagId === 'same_dag').map((j) => [j.route, j.state])).toEqual([['first', 'pending'], ['second', 'blocked']]);
   });
 
   it('POST /v1/explain needs a bearer token; without BRIDGE_ADMIN_TOKEN the admin API does not exist', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
-import { checkLoops } from '../../src/guard/graph.js';
+import { checkLoops, cycleThroughEdge } from '../../src/guard/graph.js';
 import { parse } from 'yaml';
 import { configSchema } from '../../src/config/schema.js';
 
@@ -79,6 +79,32 @@ loop_guard: { max_depth: 4, edges: [ { from: { dag_id: dag_b }, to: { pipeline_i
 `);
     expect(r.errors).toEqual([]);
     expect(r.warnings).toEqual(['cycle allowed by allow_cycle, bounded by lineage (max_depth 4) and the breaker: pl_a --route loop--> dag_b --edge--> pl_a']);
+  });
+
+  it('prints, for each refusing route of a component with several cycles, a cycle through that route', () => {
+    const r = report(`
+routes:
+  - { name: r1, match: { pipeline_id: pl_a }, trigger: { dag_id: d1 } }
+  - { name: r2, match: { pipeline_id: pl_b }, trigger: { dag_id: d2 } }
+loop_guard:
+  edges:
+    - { from: { dag_id: d1 }, to: { pipeline_id: pl_a } }
+    - { from: { dag_id: d1 }, to: { pipeline_id: pl_b } }
+    - { from: { dag_id: d2 }, to: { pipeline_id: pl_a } }
+`);
+    const byRoute = Object.fromEntries(r.errors.map((e) => [e.route, e.message]));
+    expect(byRoute.r1).toMatch(/^cycle: pl_a --route r1--> d1 --edge--> pl_a; set allow_cycle: true on every route on it \(r1\)/);
+    expect(byRoute.r2).toMatch(/^cycle: pl_b --route r2--> d2 --edge--> pl_a --route r1--> d1 --edge--> pl_b; set allow_cycle: true on every route on it \(r1, r2\)/);
+  });
+
+  it('finds the cycle a learned edge closes, and only that one', () => {
+    const config = configSchema.parse(parse(`${HEAD}
+routes:
+  - { name: a, match: { pipeline_id: pl_a }, trigger: { dag_id: dag_b } }
+  - { name: c, match: { pipeline_id: pl_c }, trigger: { dag_id: dag_b } }
+`));
+    expect(cycleThroughEdge(config.routes, config.loop_guard, [{ dagId: 'dag_b', pipelineId: 'pl_c', pipelineName: null }], 'dag_b', 'pl_c')).toBe('dag_b --learned--> pl_c --route c--> dag_b');
+    expect(cycleThroughEdge(config.routes, config.loop_guard, [{ dagId: 'dbt', pipelineId: 'pl_1', pipelineName: null }], 'dbt', 'pl_1')).toBeUndefined();
   });
 
   it('is a config error with the route path at load (check-config, start, reload)', () => {

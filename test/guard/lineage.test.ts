@@ -43,6 +43,13 @@ describe('lineage', () => {
     expect(readLineage(event())).toEqual({});
   });
 
+  it('treats the "null" a run the bridge did not start forwards as absent, and falls back to the other place', () => {
+    expect(readLineage(event({ parameters: { planasonix_bridge: 'null' } }))).toEqual({});
+    expect(readLineage(event({ parameters: { planasonix_bridge: null } }))).toEqual({});
+    const both = readLineage(event({ parameters: { planasonix_bridge: 'junk{' }, trigger: { type: 'integration', correlation: { planasonix_bridge: incoming } } }));
+    expect(both).toEqual({ lineage: incoming });
+  });
+
   it.each([
     ['not JSON', '{"chain_id": '],
     ['wrong shape', { chain_id: 'c', depth: 'deep', path: [] }],
