@@ -4,10 +4,10 @@ import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
 import { breakerVerdict, describeBreaker } from '../guard/breaker.js';
-import type { BlockReason, Lineage } from '../guard/lineage.js';
-import { isAssetRequest, type JobRequest, type RouteDecision } from '../route/route.js';
+import { isAssetRequest } from '../route/route.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
-import type { Attempt, AttemptOutcome, EventStatus, Inserted, IngestPolicy, Job, JobState, NewEvent, NewJob, Store, StoredEvent } from './types.js';
+import { toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store } from './types.js';
 
 export interface SqliteOptions {
   path: string;
@@ -19,59 +19,6 @@ export interface SqliteOptions {
    * Without it, opening the file would release the running bridge's leases.
    */
   readonly?: boolean;
-}
-
-interface EventRow {
-  seq: number;
-  id: string;
-  source: string;
-  delivery_id: string;
-  scheme: string;
-  event_id: string;
-  type: string;
-  pipeline_id: string;
-  run_id: string;
-  status: EventStatus;
-  headers: string;
-  body: Buffer;
-  received_at: string;
-  routing: string;
-}
-
-interface JobRow {
-  id: string;
-  event_id: string;
-  route: string;
-  airflow: string;
-  dag_id: string;
-  dag_run_id: string | null;
-  request: string | null;
-  state: JobState;
-  source_pipeline: string;
-  target: string;
-  lineage: string;
-  block_reason: BlockReason | null;
-  attempts: number;
-  next_attempt_at: number;
-  lease_owner: string | null;
-  lease_until: number | null;
-  last_error: string | null;
-  airflow_state: string | null;
-  received_at: number;
-  created_at: number;
-  updated_at: number;
-  done_at: number | null;
-}
-
-interface AttemptRow {
-  job_id: string;
-  n: number;
-  started_at: number;
-  duration_ms: number;
-  http_status: number | null;
-  outcome: AttemptOutcome;
-  detail: string;
-  next_retry_at: number | null;
 }
 
 const ROLLBACK = Symbol('rollback');
@@ -400,61 +347,4 @@ function schemaVersion(db: Database.Database): number {
     throw new Error(`database schema version ${version} is newer than this bridge knows (${sqliteMigrations.length}); upgrade the bridge`);
   }
   return version;
-}
-
-function toEvent(row: EventRow): StoredEvent {
-  return {
-    seq: row.seq,
-    id: row.id,
-    source: row.source,
-    deliveryId: row.delivery_id,
-    scheme: row.scheme,
-    eventId: row.event_id,
-    type: row.type,
-    pipelineId: row.pipeline_id,
-    runId: row.run_id,
-    status: row.status,
-    headers: JSON.parse(row.headers) as Record<string, string>,
-    body: row.body,
-    receivedAt: new Date(row.received_at),
-    routing: JSON.parse(row.routing) as RouteDecision[],
-  };
-}
-
-function toJob(row: JobRow): Job {
-  return {
-    id: row.id,
-    eventId: row.event_id,
-    route: row.route,
-    airflow: row.airflow,
-    dagId: row.dag_id,
-    dagRunId: row.dag_run_id,
-    request: row.request === null ? null : (JSON.parse(row.request) as JobRequest),
-    state: row.state,
-    sourcePipeline: row.source_pipeline,
-    target: row.target,
-    lineage: JSON.parse(row.lineage) as Lineage,
-    blockReason: row.block_reason,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    lastError: row.last_error,
-    airflowState: row.airflow_state,
-    receivedAt: row.received_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    doneAt: row.done_at,
-  };
-}
-
-function toAttempt(row: AttemptRow): Attempt {
-  return {
-    jobId: row.job_id,
-    n: row.n,
-    startedAt: row.started_at,
-    durationMs: row.duration_ms,
-    httpStatus: row.http_status,
-    outcome: row.outcome,
-    detail: row.detail,
-    nextRetryAt: row.next_retry_at,
-  };
 }

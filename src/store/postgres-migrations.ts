@@ -1,0 +1,82 @@
+// Versioned schema for PostgreSQL: entry i brings the database from version i to i + 1.
+// Applied under an advisory lock, so replicas starting together migrate once. Never edit a
+// shipped entry; append a new one.
+export const postgresMigrations: readonly string[] = [
+  `CREATE TABLE events (
+     seq          BIGSERIAL PRIMARY KEY,
+     id           TEXT        NOT NULL UNIQUE,
+     source       TEXT        NOT NULL,
+     delivery_id  TEXT        NOT NULL,
+     scheme       TEXT        NOT NULL,
+     event_id     TEXT        NOT NULL,
+     type         TEXT        NOT NULL,
+     pipeline_id  TEXT        NOT NULL,
+     run_id       TEXT        NOT NULL,
+     status       TEXT        NOT NULL,
+     headers      JSONB       NOT NULL,
+     body         BYTEA       NOT NULL,
+     received_at  TIMESTAMPTZ NOT NULL,
+     routing      JSONB       NOT NULL DEFAULT '[]',
+     UNIQUE (source, delivery_id)
+   );
+   CREATE INDEX events_received_at ON events (received_at);
+   CREATE INDEX events_pipeline ON events (pipeline_id, received_at);
+   CREATE TABLE jobs (
+     seq             BIGSERIAL PRIMARY KEY,
+     id              TEXT    NOT NULL UNIQUE,
+     event_id        TEXT    NOT NULL REFERENCES events (id),
+     route           TEXT    NOT NULL,
+     airflow         TEXT    NOT NULL,
+     dag_id          TEXT    NOT NULL,
+     dag_run_id      TEXT,
+     request         JSONB,
+     state           TEXT    NOT NULL CHECK (state IN ('pending', 'done', 'dead', 'blocked')),
+     source_pipeline TEXT    NOT NULL,
+     target          TEXT    NOT NULL,
+     lineage         JSONB   NOT NULL,
+     block_reason    TEXT,
+     attempts        INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at BIGINT  NOT NULL,
+     lease_owner     TEXT,
+     lease_until     BIGINT,
+     last_error      TEXT,
+     airflow_state   TEXT,
+     received_at     BIGINT  NOT NULL,
+     created_at      BIGINT  NOT NULL,
+     updated_at      BIGINT  NOT NULL,
+     done_at         BIGINT,
+     UNIQUE (event_id, route)
+   );
+   CREATE INDEX jobs_due ON jobs (airflow, next_attempt_at) WHERE state = 'pending';
+   CREATE INDEX jobs_state ON jobs (state, seq);
+   CREATE INDEX jobs_pair ON jobs (source_pipeline, target, created_at);
+   CREATE TABLE attempts (
+     seq           BIGSERIAL PRIMARY KEY,
+     job_id        TEXT    NOT NULL REFERENCES jobs (id),
+     n             INTEGER NOT NULL,
+     started_at    BIGINT  NOT NULL,
+     duration_ms   INTEGER NOT NULL,
+     http_status   INTEGER,
+     outcome       TEXT    NOT NULL,
+     detail        TEXT    NOT NULL,
+     next_retry_at BIGINT,
+     UNIQUE (job_id, n)
+   );
+   CREATE TABLE breakers (
+     source_pipeline TEXT   NOT NULL,
+     target          TEXT   NOT NULL,
+     opened_at       BIGINT,
+     open_until      BIGINT,
+     reset_at        BIGINT,
+     PRIMARY KEY (source_pipeline, target)
+   );
+   CREATE TABLE learned_edges (
+     dag_id        TEXT   NOT NULL,
+     pipeline_id   TEXT   NOT NULL,
+     pipeline_name TEXT,
+     first_seen    BIGINT NOT NULL,
+     last_seen     BIGINT NOT NULL,
+     events        INTEGER NOT NULL,
+     PRIMARY KEY (dag_id, pipeline_id)
+   );`,
+];

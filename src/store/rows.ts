@@ -1,0 +1,117 @@
+// Row shapes and their mapping to the store's types, shared by SQLite (JSON kept as text)
+// and PostgreSQL (JSONB arrives parsed).
+import type { JobRequest, RouteDecision } from '../route/route.js';
+import type { Attempt, AttemptOutcome, EventStatus, Job, JobState, StoredEvent } from './types.js';
+import type { BlockReason, Lineage } from '../guard/lineage.js';
+
+const json = <T>(value: string | T): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
+
+export interface EventRow {
+  seq: number;
+  id: string;
+  source: string;
+  delivery_id: string;
+  scheme: string;
+  event_id: string;
+  type: string;
+  pipeline_id: string;
+  run_id: string;
+  status: EventStatus;
+  headers: string | Record<string, string>;
+  body: Buffer;
+  received_at: string | Date;
+  routing: string | RouteDecision[];
+}
+
+export interface JobRow {
+  id: string;
+  event_id: string;
+  route: string;
+  airflow: string;
+  dag_id: string;
+  dag_run_id: string | null;
+  request: string | JobRequest | null;
+  state: JobState;
+  source_pipeline: string;
+  target: string;
+  lineage: string | Lineage;
+  block_reason: BlockReason | null;
+  attempts: number;
+  next_attempt_at: number;
+  lease_owner: string | null;
+  lease_until: number | null;
+  last_error: string | null;
+  airflow_state: string | null;
+  received_at: number;
+  created_at: number;
+  updated_at: number;
+  done_at: number | null;
+}
+
+export interface AttemptRow {
+  job_id: string;
+  n: number;
+  started_at: number;
+  duration_ms: number;
+  http_status: number | null;
+  outcome: AttemptOutcome;
+  detail: string;
+  next_retry_at: number | null;
+}
+
+export function toEvent(row: EventRow): StoredEvent {
+  return {
+    seq: row.seq,
+    id: row.id,
+    source: row.source,
+    deliveryId: row.delivery_id,
+    scheme: row.scheme,
+    eventId: row.event_id,
+    type: row.type,
+    pipelineId: row.pipeline_id,
+    runId: row.run_id,
+    status: row.status,
+    headers: json(row.headers),
+    body: row.body,
+    receivedAt: new Date(row.received_at),
+    routing: json(row.routing),
+  };
+}
+
+export function toJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    eventId: row.event_id,
+    route: row.route,
+    airflow: row.airflow,
+    dagId: row.dag_id,
+    dagRunId: row.dag_run_id,
+    request: row.request === null ? null : json(row.request),
+    state: row.state,
+    sourcePipeline: row.source_pipeline,
+    target: row.target,
+    lineage: json(row.lineage),
+    blockReason: row.block_reason,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    lastError: row.last_error,
+    airflowState: row.airflow_state,
+    receivedAt: row.received_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    doneAt: row.done_at,
+  };
+}
+
+export function toAttempt(row: AttemptRow): Attempt {
+  return {
+    jobId: row.job_id,
+    n: row.n,
+    startedAt: row.started_at,
+    durationMs: row.duration_ms,
+    httpStatus: row.http_status,
+    outcome: row.outcome,
+    detail: row.detail,
+    nextRetryAt: row.next_retry_at,
+  };
+}
