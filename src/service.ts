@@ -66,10 +66,10 @@ const FIXED = [
   ['store.url', (c: Config) => c.store.url],
 ] as const;
 
-export function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): { ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] } {
+export async function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): Promise<{ ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] }> {
   const built = buildSources(config, Date.now);
   if (!built.ok) return built;
-  const store = openStore(config.store);
+  const store = await openStore(config.store);
   const newClient = (name: string, instance: Config['airflow'][string]) =>
     createAirflowClient(name, instance, { logger, ...(options.airflowClock ? { clock: options.airflowClock } : {}) });
   let live: Live = { config, sources: built.sources };
@@ -77,6 +77,8 @@ export function createBridge(config: Config, logger: Logger, options: BridgeOpti
   const retired = new Set<AirflowClient>();
   const metrics = createMetrics();
   const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics });
+  // Other replicas' new jobs wake this one at once (PostgreSQL LISTEN/NOTIFY).
+  const unsubscribe = store.subscribe ? await store.subscribe(dispatcher.wake) : undefined;
   let reloadFromFile: (() => Promise<ReloadResult>) | undefined;
 
   const reload = async (next: Config): Promise<ReloadResult> => {
@@ -137,6 +139,7 @@ export function createBridge(config: Config, logger: Logger, options: BridgeOpti
     admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake },
   });
   const close = async () => {
+    await unsubscribe?.();
     await dispatcher.stop();
     await Promise.all([...clients.values(), ...retired].map((c) => c.close()));
     await store.close();
@@ -166,7 +169,7 @@ function replacer(_key: string, value: unknown): unknown {
 }
 
 export async function startService(config: Config, logger: Logger, configFile?: string): Promise<StartResult> {
-  const created = createBridge(config, logger, configFile ? { configFile } : {});
+  const created = await createBridge(config, logger, configFile ? { configFile } : {});
   if (!created.ok) return created;
   const bridge = created.bridge;
   const { app, store, dispatcher } = bridge;

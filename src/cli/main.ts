@@ -140,7 +140,7 @@ async function explain(file: string, eventFile: string, sourceName: string | und
   // opened read-only, so a running bridge beside it is not disturbed.
   let store: Store | undefined;
   try {
-    store = openStoreIfPresent(loaded.config.store);
+    store = await openStoreIfPresent(loaded.config.store);
   } catch (err) {
     process.stderr.write(`explain: the store cannot be read (${(err as Error).message}); breaker state and learned edges are left out\n`);
   }

@@ -278,11 +278,13 @@ export const configSchema = z
       .strictObject({
         url: z
           .string()
-          .regex(sqliteUrl, 'only sqlite:<path> is supported so far')
+          .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'use sqlite:<path> (one process) or postgres://… (several replicas)')
           .refine((u) => !/^sqlite::memory:|mode=memory/.test(u), 'an in-memory database would acknowledge events it then loses; give a file path')
           .default('sqlite:./data/bridge.db'),
         /** better-sqlite3 waits synchronously: keep this short so a foreign lock cannot freeze the process. */
         busy_timeout: duration.default(1_000),
+        /** PostgreSQL connections per replica. */
+        pool_size: integer(1).default(10),
       })
       .prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),

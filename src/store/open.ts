@@ -1,15 +1,23 @@
 import { existsSync } from 'node:fs';
 import { sqlitePath, type Config } from '../config/schema.js';
+import { openPostgresStore, type PostgresStore } from './postgres.js';
 import { openSqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
+export const isPostgresUrl = (url: string) => /^postgres(ql)?:\/\//.test(url);
+
 /** The store is chosen by the URL scheme of `store.url`. */
-export function openStore(config: Config['store']): Store {
+export async function openStore(config: Config['store']): Promise<Store & Partial<Pick<PostgresStore, 'subscribe'>>> {
+  if (isPostgresUrl(config.url)) return openPostgresStore({ url: config.url, poolSize: config.pool_size });
   return openSqliteStore({ path: sqlitePath(config.url), busyTimeoutMs: config.busy_timeout });
 }
 
-/** Read-only, for tools beside a running bridge; undefined when there is no database yet. */
-export function openStoreIfPresent(config: Config['store']): Store | undefined {
+/**
+ * For tools beside a running bridge (explain): SQLite read-only, undefined when there is no
+ * database yet. PostgreSQL needs no special mode: reading takes no lease.
+ */
+export async function openStoreIfPresent(config: Config['store']): Promise<Store | undefined> {
+  if (isPostgresUrl(config.url)) return openPostgresStore({ url: config.url, poolSize: 2 });
   const path = sqlitePath(config.url);
   if (!existsSync(path)) return undefined;
   return openSqliteStore({ path, busyTimeoutMs: config.busy_timeout, readonly: true });

@@ -39,12 +39,12 @@ routes:
 ${extra.admin ?? ''}
 `;
 
-function bridgeFrom(text: string, file?: string) {
+async function bridgeFrom(text: string, file?: string) {
   const parsed = parseConfig(text, {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   const lines: string[] = [];
   const sink = new Writable({ write: (c, _e, done) => (lines.push(String(c)), done()) });
-  const created = createBridge(parsed.config, createLogger('info', sink), { adminTokens: [TOKEN, NEXT_TOKEN], ...(file ? { configFile: file } : {}) });
+  const created = await createBridge(parsed.config, createLogger('info', sink), { adminTokens: [TOKEN, NEXT_TOKEN], ...(file ? { configFile: file } : {}) });
   if (!created.ok) throw new Error(JSON.stringify(created.problems));
   created.bridge.dispatcher.start();
   cleanups.push(() => created.bridge.close());
@@ -77,12 +77,12 @@ describe('admin API', () => {
     cleanups.push(temp.cleanup);
     const parsed = parseConfig(yaml(temp.dir), {});
     if (!parsed.ok) throw new Error('config');
-    const off = createBridge(parsed.config, createLogger('silent'), { adminTokens: [] });
+    const off = await createBridge(parsed.config, createLogger('silent'), { adminTokens: [] });
     if (!off.ok) throw new Error('bridge');
     cleanups.push(() => off.bridge.close());
     expect((await admin(off.bridge.app).get('/v1/events')).status).toBe(404);
 
-    const app = bridgeFrom(yaml(tempDir().dir)).app;
+    const app = (await bridgeFrom(yaml(tempDir().dir))).app;
     expect((await request(app).get('/v1/events')).status).toBe(401);
     expect((await admin(app, 'wrong').get('/v1/events')).status).toBe(401);
     expect((await admin(app, TOKEN).get('/v1/events')).status).toBe(200);
@@ -96,7 +96,7 @@ describe('admin API', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
-    const app = bridgeFrom(yaml(tempDir().dir, { admin: `admin: { jwks_url: "${url}", issuer: https://idp.example, audience: bridge-admin }` })).app;
+    const app = (await bridgeFrom(yaml(tempDir().dir, { admin: `admin: { jwks_url: "${url}", issuer: https://idp.example, audience: bridge-admin }` }))).app;
     const jwt = (aud: string, key: CryptoKey = privateKey) =>
       new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuer('https://idp.example').setAudience(aud).setIssuedAt().setExpirationTime('5m').sign(key);
     expect((await admin(app, await jwt('bridge-admin')).get('/v1/jobs')).status).toBe(200);
@@ -104,7 +104,7 @@ describe('admin API', () => {
   });
 
   it('pages events with a cursor and filters them', async () => {
-    const app = bridgeFrom(yaml(tempDir().dir)).app;
+    const app = (await bridgeFrom(yaml(tempDir().dir))).app;
     for (let i = 0; i < 5; i++) expect((await webhook(app, { type: i < 3 ? 'run.succeeded' : 'run.failed' })).status).toBe(202);
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -127,7 +127,7 @@ describe('admin API', () => {
     const file = join(dir, 'bridge.yaml');
     writeFileSync(file, yaml(dir, { password: 'wrong-password' }));
     airflow.script('/auth/token', { status: 401, body: { detail: 'Invalid credentials' } });
-    const bridge = bridgeFrom(yaml(dir, { password: 'wrong-password' }), file);
+    const bridge = await bridgeFrom(yaml(dir, { password: 'wrong-password' }), file);
     const stored = await webhook(bridge.app);
     const detail = await until(() => admin(bridge.app).get(`/v1/events/${stored.body.id}`), (r) => r.body.jobs?.[0]?.state === 'dead');
     expect(detail.body).toMatchObject({ id: stored.body.id, status: 'routed', body: { data: { pipeline_id: 'pl_sales' } }, routing: [{ route: 'sales', matched: true }] });
@@ -149,7 +149,7 @@ describe('admin API', () => {
     const dir = tempDir().dir;
     const file = join(dir, 'bridge.yaml');
     writeFileSync(file, yaml(dir));
-    const bridge = bridgeFrom(yaml(dir), file);
+    const bridge = await bridgeFrom(yaml(dir), file);
     writeFileSync(file, `${yaml(dir)}\nloop_guard: { max_depth: -1 }`);
     const refused = await admin(bridge.app).post('/v1/config/reload');
     expect(refused.status).toBe(422);
@@ -167,7 +167,7 @@ describe('admin API', () => {
     const dir = tempDir().dir;
     const file = join(dir, 'bridge.yaml');
     writeFileSync(file, yaml(dir));
-    const bridge = bridgeFrom(yaml(dir), file);
+    const bridge = await bridgeFrom(yaml(dir), file);
     const stored = await webhook(bridge.app, { data: { run_id: 'r_x', pipeline_id: 'pl_other', status: 'succeeded' } });
     expect((await admin(bridge.app).get(`/v1/events/${stored.body.id}`)).body.status).toBe('unrouted');
     writeFileSync(file, `${yaml(dir)}  - { name: other, match: { pipeline_id: pl_other }, trigger: { dag_id: other_dag } }\n`);
@@ -180,7 +180,7 @@ describe('admin API', () => {
 
   it('lists the loop guard and resets a breaker', async () => {
     const dir = tempDir().dir;
-    const bridge = bridgeFrom(`${yaml(dir)}loop_guard: { breaker: { max_triggers: 1, window: 10m } }\n`);
+    const bridge = await bridgeFrom(`${yaml(dir)}loop_guard: { breaker: { max_triggers: 1, window: 10m } }\n`);
     await webhook(bridge.app);
     await webhook(bridge.app);
     const state = await admin(bridge.app).get('/v1/loop-guard');
@@ -197,7 +197,7 @@ describe('admin API', () => {
 describe('metrics', () => {
   it('counts a scripted scenario', async () => {
     airflow.script('/api/v2/dags/dbt_sales_models/dagRuns', { status: 503 }, { status: 404, body: { detail: 'nope' } });
-    const bridge = bridgeFrom(yaml(tempDir().dir));
+    const bridge = await bridgeFrom(yaml(tempDir().dir));
     const a = await webhook(bridge.app);
     await webhook(bridge.app);
     await request(bridge.app).post('/webhooks/planasonix').set('content-type', 'application/json').send('{}');
@@ -221,8 +221,8 @@ describe('metrics', () => {
 });
 
 describe('OpenAPI document', () => {
-  it('lists every implemented route, and nothing else', () => {
-    const bridge = bridgeFrom(yaml(tempDir().dir));
+  it('lists every implemented route, and nothing else', async () => {
+    const bridge = await bridgeFrom(yaml(tempDir().dir));
     const found = new Set<string>(['POST /webhooks/planasonix']);
     const walk = (stack: any[], prefix: string) => {
       for (const layer of stack) {
@@ -238,7 +238,7 @@ describe('OpenAPI document', () => {
 
 describe('planasonix-bridge send', () => {
   it('signs and posts to a running bridge; --duplicate shows the dedupe, --repeat sends new events', async () => {
-    const bridge = bridgeFrom(yaml(tempDir().dir));
+    const bridge = await bridgeFrom(yaml(tempDir().dir));
     const server = bridge.app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));

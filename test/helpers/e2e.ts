@@ -24,7 +24,7 @@ ${routesAndAirflow}`);
       done();
     },
   });
-  const created = createBridge(config, createLogger('debug', sink), options);
+  const created = await createBridge(config, createLogger('debug', sink), options);
   if (!created.ok) throw new Error(JSON.stringify(created.problems));
   const { bridge } = created;
   const server = bridge.app.listen(port, '127.0.0.1');

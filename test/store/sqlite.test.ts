@@ -104,7 +104,7 @@ describe('SQLite store', () => {
   });
 });
 
-describe('SQLite store: trigger jobs', () => {
+describe('SQLite store: restart (the shared contract is in contract.test.ts)', () => {
   const request = { dag_run_id: 'planasonix__run_1__r', logical_date: null, conf: { a: 1 }, note: null };
   const guarded = (dagId: string) => ({ sourcePipeline: 'pl_1', target: `airflow:${dagId}`, lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', `airflow:${dagId}`], event_id: 'e', route: 'r' } });
   const jobs: NewJob[] = [
@@ -113,54 +113,6 @@ describe('SQLite store: trigger jobs', () => {
   ];
   let now = Date.parse('2026-12-01T00:00:00Z');
   const clock = () => now;
-
-  it('writes an event with its jobs in one transaction: pending, or dead with the render error; routed/unrouted status', async () => {
-    const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100, clock });
-    const routed = await store.insertEvent(event('d1'), jobs, POLICY);
-    const unrouted = await store.insertEvent(event('d2'), [], POLICY);
-    const id = routed.ok ? routed.value.id : '';
-    expect((await store.getEvent(id))!.status).toBe('routed');
-    expect((await store.getEvent(unrouted.ok ? unrouted.value.id : ''))!.status).toBe('unrouted');
-    const stored = await store.jobsOfEvent(id);
-    expect(stored.map((j) => [j.route, j.state, j.dagRunId, j.lastError])).toEqual([
-      ['broken', 'dead', null, 'conf: missing'],
-      ['r', 'pending', 'planasonix__run_1__r', null],
-    ]);
-    // A duplicate delivery adds no jobs.
-    await store.insertEvent(event('d1'), jobs, POLICY);
-    expect(await store.jobsOfEvent(id)).toHaveLength(2);
-    await store.close();
-  });
-
-  it('leases a claimed job; another owner gets it only after the lease; a lost lease cannot record', async () => {
-    const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100, clock });
-    await store.insertEvent(event('d1'), jobs.slice(0, 1), POLICY);
-    const claim = (owner: string) => store.claimJobs({ airflow: 'default', now, limit: 10, leaseMs: 30_000, owner });
-    const [job] = await claim('A');
-    expect(job).toBeDefined();
-    expect(await claim('B')).toEqual([]);
-    now += 30_000;
-    const [again] = await claim('B');
-    expect(again!.id).toBe(job!.id);
-    const attempt = { startedAt: now, durationMs: 5, httpStatus: 200, outcome: 'triggered' as const, detail: 'ok', nextRetryAt: null };
-    expect(await store.finishAttempt(job!.id, 'A', attempt, { state: 'done', airflowState: 'queued', dagRunId: request.dag_run_id })).toBeUndefined();
-    expect(await store.finishAttempt(job!.id, 'B', attempt, { state: 'done', airflowState: 'queued', dagRunId: request.dag_run_id })).toBe(1);
-    expect(await store.getJob(job!.id)).toMatchObject({ state: 'done', attempts: 1, airflowState: 'queued', doneAt: now });
-    expect(await store.attemptsOfJob(job!.id)).toEqual([{ jobId: job!.id, n: 1, ...attempt }]);
-    await store.close();
-  });
-
-  it('claims only due jobs, per Airflow instance, up to the limit; nextDueAt tells when', async () => {
-    const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100, clock });
-    await store.insertEvent(event('d1'), [{ ...jobs[0]!, route: 'r1' }, { ...jobs[0]!, route: 'r2' }, { ...jobs[0]!, route: 'r3', airflow: 'other' }], POLICY);
-    const [first] = await store.claimJobs({ airflow: 'default', now, limit: 1, leaseMs: 1000, owner: 'A' });
-    await store.finishAttempt(first!.id, 'A', { startedAt: now, durationMs: 1, httpStatus: 503, outcome: 'retry', detail: 'busy', nextRetryAt: now + 5000 }, { state: 'pending', nextAttemptAt: now + 5000, error: 'busy' });
-    const rest = await store.claimJobs({ airflow: 'default', now, limit: 10, leaseMs: 1000, owner: 'A' });
-    expect(rest.map((j) => j.route)).toEqual(['r2']);
-    // r3 (another instance) is still due since it was received.
-    expect(await store.nextDueAt()).toBe(event('x').receivedAt.getTime());
-    await store.close();
-  });
 
   it('a reopened store (process restart) releases leases at once; replay re-queues a dead job', async () => {
     const path = dbFile();

@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import pg from 'pg';
+import { openPostgresStore } from '../../src/store/postgres.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
+import type { Store } from '../../src/store/types.js';
+import { tempDir } from './app.js';
+
+/** The test PostgreSQL: the machine's server (trust auth); CI starts it if it is down. */
+export const PG_ADMIN_URL = process.env.BRIDGE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A new, empty database per call, dropped by the returned cleanup. */
+export async function freshPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `bridge_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
+  return {
+    url,
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface StoreKind {
+  name: 'sqlite' | 'postgres';
+  /** A new, empty store location; `open` may be called several times on it (replicas, restarts). */
+  fresh(): Promise<{ open(clock?: () => number): Promise<Store>; cleanup(): Promise<void> }>;
+}
+
+export const STORE_KINDS: StoreKind[] = [
+  {
+    name: 'sqlite',
+    async fresh() {
+      const temp = tempDir();
+      const path = join(temp.dir, 'bridge.db');
+      return { open: async (clock) => openSqliteStore({ path, busyTimeoutMs: 500, ...(clock ? { clock } : {}) }), cleanup: async () => temp.cleanup() };
+    },
+  },
+  {
+    name: 'postgres',
+    async fresh() {
+      const db = await freshPostgresDatabase();
+      return { open: (clock) => openPostgresStore({ url: db.url, poolSize: 4, ...(clock ? { clock } : {}) }), cleanup: () => db.drop() };
+    },
+  },
+];

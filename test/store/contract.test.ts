@@ -1,0 +1,178 @@
+// The store contract: the same behaviour from SQLite (one process) and PostgreSQL (replicas).
+import { afterEach, describe, expect, it } from 'vitest';
+import type { IngestPolicy, NewEvent, NewJob, Store } from '../../src/store/types.js';
+import { STORE_KINDS } from '../helpers/stores.js';
+
+const POLICY: IngestPolicy = { breaker: { maxTriggers: 3, windowMs: 60_000 } };
+const NO_BREAKER: IngestPolicy = { breaker: { maxTriggers: 1_000_000, windowMs: 60_000 } };
+const request = { dag_run_id: 'planasonix__run_1__r', logical_date: null, conf: { a: 1 }, note: null };
+const guarded = (dagId: string) => ({ sourcePipeline: 'pl_1', target: `airflow:${dagId}`, lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', `airflow:${dagId}`], event_id: 'e', route: 'r' } });
+const job = (route = 'r', dagId = 'dag_a', extra: Partial<NewJob> = {}): NewJob => ({ route, airflow: 'default', dagId, request: { ...request, dag_run_id: `run__${route}__${dagId}` }, ...guarded(dagId), ...extra });
+let n = 0;
+const event = (deliveryId = `d${++n}`, source = 'planasonix'): NewEvent => ({
+  source, deliveryId, scheme: 'standard-webhooks', eventId: `evt_${deliveryId}`, type: 'run.succeeded', pipelineId: 'pl_1', runId: `run_${deliveryId}`,
+  headers: { 'webhook-id': deliveryId }, body: Buffer.from('{"exact":  "bytes"}'), receivedAt: new Date('2026-11-30T00:00:00.123Z'),
+  routing: [{ route: 'r', matched: true }],
+});
+
+describe.each(STORE_KINDS)('store contract: $name', (kind) => {
+  let now = Date.parse('2026-12-01T00:00:00Z');
+  const clock = () => now;
+  let cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.reverse()) await c();
+    cleanups = [];
+  });
+  async function open(): Promise<{ store: Store; again: () => Promise<Store> }> {
+    const location = await kind.fresh();
+    const store = await location.open(clock);
+    cleanups.push(location.cleanup, () => store.close());
+    return {
+      store,
+      again: async () => {
+        const other = await location.open(clock);
+        cleanups.push(() => other.close());
+        return other;
+      },
+    };
+  }
+
+  it('stores exact bytes, dedupes on (source, delivery id), reads back', async () => {
+    const { store } = await open();
+    const first = await store.insertEvent(event('d1'), [job()], POLICY);
+    const again = await store.insertEvent(event('d1'), [job()], POLICY);
+    const other = await store.insertEvent(event('d1', 'elsewhere'), [], POLICY);
+    if (!first.ok || !again.ok || !other.ok) throw new Error('insert failed');
+    expect(first.value).toMatchObject({ duplicate: false, jobs: [{ route: 'r', state: 'pending' }] });
+    expect(again.value).toEqual({ id: first.value.id, duplicate: true, jobs: [], newLearnedEdge: false });
+    expect(other.value.duplicate).toBe(false);
+    const back = await store.getEvent(first.value.id);
+    expect(back).toMatchObject({ deliveryId: 'd1', status: 'routed', headers: { 'webhook-id': 'd1' }, routing: [{ route: 'r', matched: true }] });
+    expect(back!.body.toString()).toBe('{"exact":  "bytes"}');
+    expect(await store.jobsOfEvent(first.value.id)).toHaveLength(1);
+  });
+
+  it('stores a job that could not render as dead, and one the guard blocked as blocked', async () => {
+    const { store } = await open();
+    const { request: _r, ...unrendered } = job('broken');
+    const r = await store.insertEvent(event(), [{ ...unrendered, error: 'conf: missing' }, job('looping', 'dag_x', { block: { reason: 'cycle', detail: 'on the path' } })], POLICY);
+    if (!r.ok) throw new Error(r.error.message);
+    const jobs = await store.jobsOfEvent(r.value.id);
+    expect(jobs.map((j) => [j.route, j.state, j.lastError, j.blockReason])).toEqual([['broken', 'dead', 'conf: missing', null], ['looping', 'blocked', 'on the path', 'cycle']]);
+  });
+
+  it('leases: one claimer at a time, reclaimed after the lease, a lost lease cannot record', async () => {
+    const { store, again } = await open();
+    const replicaB = await again();
+    await store.insertEvent(event(), [job()], POLICY);
+    const claim = (s: Store, owner: string) => s.claimJobs({ airflow: 'default', now, limit: 10, leaseMs: 30_000, owner });
+    const [claimed] = await claim(store, 'A');
+    expect(claimed).toBeDefined();
+    expect(await claim(replicaB, 'B')).toEqual([]);
+    now += 30_000;
+    expect((await claim(replicaB, 'B'))[0]!.id).toBe(claimed!.id);
+    const attempt = { startedAt: now, durationMs: 5, httpStatus: 200, outcome: 'triggered' as const, detail: 'ok', nextRetryAt: null };
+    expect(await store.finishAttempt(claimed!.id, 'A', attempt, { state: 'done', airflowState: 'queued', dagRunId: 'x' })).toBeUndefined();
+    expect(await replicaB.finishAttempt(claimed!.id, 'B', attempt, { state: 'done', airflowState: 'queued', dagRunId: 'x' })).toBe(1);
+    expect(await store.getJob(claimed!.id)).toMatchObject({ state: 'done', attempts: 1, airflowState: 'queued', doneAt: now });
+    expect(await store.attemptsOfJob(claimed!.id)).toEqual([{ jobId: claimed!.id, n: 1, ...attempt }]);
+  });
+
+  it('two replicas claiming at once never get the same job', async () => {
+    const { store, again } = await open();
+    const replicaB = await again();
+    for (let i = 0; i < 20; i++) await store.insertEvent(event(), [job()], NO_BREAKER);
+    const [a, b] = await Promise.all([
+      store.claimJobs({ airflow: 'default', now, limit: 12, leaseMs: 30_000, owner: 'A' }),
+      replicaB.claimJobs({ airflow: 'default', now, limit: 12, leaseMs: 30_000, owner: 'B' }),
+    ]);
+    const ids = [...a, ...b].map((j) => j.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(20);
+  });
+
+  it('claims only due jobs, per instance, up to the limit; retries come back when due; replay', async () => {
+    const { store } = await open();
+    await store.insertEvent(event(), [job('r1'), job('r2'), job('r3', 'dag_a', { airflow: 'other' })], POLICY);
+    const [first] = await store.claimJobs({ airflow: 'default', now, limit: 1, leaseMs: 1000, owner: 'A' });
+    await store.finishAttempt(first!.id, 'A', { startedAt: now, durationMs: 1, httpStatus: 503, outcome: 'retry', detail: 'busy', nextRetryAt: now + 5000 }, { state: 'pending', nextAttemptAt: now + 5000, error: 'busy' });
+    expect((await store.claimJobs({ airflow: 'default', now, limit: 10, leaseMs: 1000, owner: 'A' })).map((j) => j.route)).toEqual(['r2']);
+    now += 5000;
+    // r1 is due again; r2's lease (1 s) has run out, so it is claimable too.
+    const retried = await store.claimJobs({ airflow: 'default', now, limit: 10, leaseMs: 1000, owner: 'A2' });
+    expect(retried.map((j) => j.route).sort()).toEqual(['r1', 'r2']);
+    const retry = retried.find((j) => j.route === 'r1');
+    await store.finishAttempt(retry!.id, 'A2', { startedAt: now, durationMs: 1, httpStatus: 404, outcome: 'dead', detail: 'no dag', nextRetryAt: null }, { state: 'dead', error: 'no dag' });
+    expect(await store.replayJob(retry!.id, now + 1)).toBe(true);
+    expect(await store.getJob(retry!.id)).toMatchObject({ state: 'pending', attempts: 0, nextAttemptAt: now + 1 });
+    expect(await store.replayJob(retry!.id, now + 2)).toBe(false);
+    expect(await store.jobCounts()).toEqual({ pending: 3, done: 0, dead: 0, blocked: 0 });
+  });
+
+  it('breaker: N triggers pass, N+1 is blocked, open until the window passes, reset restarts the count', async () => {
+    const { store } = await open();
+    const trigger = async () => {
+      const r = await store.insertEvent(event(), [job()], POLICY);
+      if (!r.ok) throw new Error(r.error.message);
+      return r.value.jobs[0]!;
+    };
+    for (let i = 0; i < 3; i++) expect((await trigger()).state).toBe('pending');
+    expect(await trigger()).toMatchObject({ state: 'blocked', block: { reason: 'breaker_open' } });
+    expect(await store.openBreakers(now)).toEqual([{ sourcePipeline: 'pl_1', target: 'airflow:dag_a', openedAt: now, openUntil: now + 60_000 }]);
+    now += 59_999;
+    expect((await trigger()).state).toBe('blocked');
+    now += 1;
+    expect((await trigger()).state).toBe('pending');
+    for (let i = 0; i < 3; i++) await trigger();
+    expect(await store.resetBreaker('pl_1', 'airflow:dag_a', now)).toBe(true);
+    now += 1;
+    expect((await trigger()).state).toBe('pending');
+    expect(await store.pairState('pl_1', 'airflow:dag_a', now, 60_000)).toEqual({ count: 1, openUntil: null });
+  });
+
+  it('breaker: jobs never sent (templates failed) do not count; a blocked job is never claimed until replayed', async () => {
+    const { store } = await open();
+    const { request: _unsent, ...unrendered } = job();
+    for (let i = 0; i < 5; i++) await store.insertEvent(event(), [{ ...unrendered, error: 'conf: missing' }], POLICY);
+    for (let i = 0; i < 3; i++) expect((await store.insertEvent(event(), [job()], POLICY)).ok).toBe(true);
+    const r = await store.insertEvent(event(), [job()], POLICY);
+    const [blocked] = await store.jobsOfEvent(r.ok ? r.value.id : '');
+    expect(blocked).toMatchObject({ state: 'blocked', blockReason: 'breaker_open', lastError: expect.stringContaining('breaker open') });
+    const claimed = await store.claimJobs({ airflow: 'default', now: now + 1, limit: 100, leaseMs: 1000, owner: 'o' });
+    expect(claimed).toHaveLength(3);
+    expect(claimed.map((j) => j.id)).not.toContain(blocked!.id);
+    expect(await store.replayJob(blocked!.id, now)).toBe(true);
+    expect(await store.getJob(blocked!.id)).toMatchObject({ state: 'pending', blockReason: null });
+  });
+
+  it('breaker counts across replicas: opened through one, enforced by the other', async () => {
+    const { store, again } = await open();
+    const replicaB = await again();
+    for (let i = 0; i < 3; i++) await store.insertEvent(event(), [job()], POLICY);
+    const viaB = await replicaB.insertEvent(event(), [job()], POLICY);
+    expect(viaB.ok && viaB.value.jobs[0]!.state).toBe('blocked');
+  });
+
+  it('learns edges once, lists them; pages events and jobs with cursors; redrive adds only missing routes', async () => {
+    const { store } = await open();
+    const edge = { dagId: 'dag_b', pipelineId: 'pl_1', pipelineName: 'nightly' };
+    const first = await store.insertEvent(event(), [], { ...POLICY, learnedEdge: edge });
+    const second = await store.insertEvent(event(), [], { ...POLICY, learnedEdge: edge });
+    expect(first.ok && first.value.newLearnedEdge).toBe(true);
+    expect(second.ok && second.value.newLearnedEdge).toBe(false);
+    expect(await store.learnedEdges()).toEqual([edge]);
+    for (let i = 0; i < 3; i++) await store.insertEvent(event(), [job()], NO_BREAKER);
+    const page1 = await store.listEvents({ limit: 3 });
+    const page2 = await store.listEvents({ limit: 3, cursor: page1.nextCursor! });
+    expect(page1.items).toHaveLength(3);
+    expect(page2.items).toHaveLength(2);
+    expect(page2.nextCursor).toBeUndefined();
+    expect((await store.listEvents({ limit: 10, status: 'unrouted' })).items).toHaveLength(2);
+    const jobs1 = await store.listJobs({ limit: 2 });
+    expect((await store.listJobs({ limit: 2, cursor: jobs1.nextCursor! })).items).toHaveLength(1);
+    const unrouted = first.ok ? first.value.id : '';
+    expect(await store.addJobs(unrouted, [job('late', 'dag_late')], POLICY)).toEqual([{ route: 'late', state: 'pending' }]);
+    expect(await store.addJobs(unrouted, [job('late', 'dag_late')], POLICY)).toEqual([]);
+    expect((await store.getEvent(unrouted))!.status).toBe('routed');
+  });
+});
