@@ -12,6 +12,8 @@ import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
 import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { loadConfig } from './config/load.js';
+import { createClient } from 'redis';
+import type { RedisReply } from 'rate-limit-redis';
 import { adminTokens } from './admin/auth.js';
 import { checkLoops } from './guard/graph.js';
 
@@ -64,6 +66,7 @@ const FIXED = [
   ['server.port', (c: Config) => c.server.port],
   ['server.trust_proxy', (c: Config) => c.server.trust_proxy],
   ['store.url', (c: Config) => c.store.url],
+  ['server.rate_limit_redis', (c: Config) => c.server.rate_limit_redis],
 ] as const;
 
 export async function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): Promise<{ ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] }> {
@@ -126,8 +129,13 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     for (const [state, n] of Object.entries(await store.jobCounts())) metrics.queueDepth.set({ state }, n);
     for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
   };
+  // One Redis connection per replica for shared rate-limit counts.
+  const redis = config.server.rate_limit_redis ? createClient({ url: config.server.rate_limit_redis }) : undefined;
+  redis?.on('error', (err: Error) => logger.warn({ err: err.message }, 'rate-limit Redis unavailable; requests pass unlimited meanwhile'));
+  await redis?.connect().catch(() => {});
   const app = createApp({
     live: () => live,
+    ...(redis ? { rateLimitRedis: (...args: string[]) => redis.sendCommand(args) as Promise<RedisReply> } : {}),
     store,
     logger,
     metrics,
@@ -140,6 +148,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   });
   const close = async () => {
     await unsubscribe?.();
+    await redis?.close().catch(() => {});
     await dispatcher.stop();
     await Promise.all([...clients.values(), ...retired].map((c) => c.close()));
     await store.close();

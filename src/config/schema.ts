@@ -265,6 +265,8 @@ export const configSchema = z
         port: integer(0).pipe(z.number().max(65535)).default(8787),
         body_limit: size.default(256 * 1024),
         rate_limit: rateLimit.default({ window: 60_000, max: 1200 }),
+        /** Shared counts for several replicas (express-rate-limit's Redis store); in memory without. */
+        rate_limit_redis: z.url({ protocol: /^rediss?$/ }).optional(),
         /** Express `trust proxy`: set when a load balancer adds X-Forwarded-For, so limits are per client. */
         trust_proxy: trustProxy.default(false),
         /** Below the usual 10 s a container runtime waits before SIGKILL. */

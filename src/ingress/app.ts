@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
 import type { Clock } from '../verify/types.js';
+import type { SendCommandFn } from 'rate-limit-redis';
 import { adminAuth } from '../admin/auth.js';
 import { adminRouter, type AdminDeps } from '../admin/routes.js';
 import openapi from '../openapi.json' with { type: 'json' };
@@ -37,6 +38,8 @@ export interface AppDeps {
   admin?: Pick<AdminDeps, 'reload' | 'wake'>;
   /** Served on its own listener instead (config `metrics`). */
   metricsElsewhere?: boolean;
+  /** Redis for shared rate-limit counts (config `server.rate_limit_redis`). */
+  rateLimitRedis?: SendCommandFn;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -112,7 +115,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // Webhook routes follow the live config: a reload can add, move or remove a source.
-  const webhookDeps = { store: deps.store, clock, config: () => deps.live().config, metrics, onJobs: deps.onJobs ?? (() => {}) };
+  const webhookDeps = { store: deps.store, clock, config: () => deps.live().config, metrics, onJobs: deps.onJobs ?? (() => {}), ...(deps.rateLimitRedis ? { rateLimitRedis: deps.rateLimitRedis } : {}) };
   const chains = new Map<string, { key: string; handlers: RequestHandler[] }>();
   let built: { live: Live; router: Router } | undefined;
   const webhooks = (): Router => {

@@ -1,5 +1,6 @@
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { rateLimit } from 'express-rate-limit';
+import { RedisStore, type SendCommandFn } from 'rate-limit-redis';
 import type { Config } from '../config/schema.js';
 import { parseEvent } from '../event/schema.js';
 import { planEvent } from '../guard/plan.js';
@@ -17,6 +18,8 @@ export interface WebhookDeps {
   /** Read per request, so a reloaded config applies to the next delivery. */
   config: () => Pick<Config, 'routes' | 'loop_guard'>;
   metrics: Metrics;
+  /** Sends a command to the shared Redis for rate-limit counts (several replicas). */
+  rateLimitRedis?: SendCommandFn;
   /** Told after a commit that created jobs, so dispatch starts without polling delay. */
   onJobs: () => void;
 }
@@ -39,6 +42,10 @@ export function webhookHandlers(source: Source, deps: WebhookDeps): RequestHandl
       // own warning would go to stderr as a stack trace instead of a log line. Chains are built
       // when a (reloaded) config is first used, which is during a request: on purpose.
       validate: { xForwardedForHeader: false, creationStack: false },
+      // Shared across replicas through Redis when configured. If Redis fails, requests pass:
+      // refusing webhooks (and making Planasonix drop or delay them) is worse than a moment
+      // without a limit.
+      ...(deps.rateLimitRedis ? { store: new RedisStore({ sendCommand: deps.rateLimitRedis, prefix: `bridge:rl:${source.name}:` }), passOnStoreError: true } : {}),
       handler: (_req, res) => sendProblem(res, 'rate_limited', `more than ${limits.max} requests in ${limits.window / 1000}s for source ${source.name}; retry after the Retry-After seconds`),
     }),
     accept(source, deps),
