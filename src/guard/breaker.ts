@@ -1,3 +1,5 @@
+import type { Block } from './lineage.js';
+
 // Layer 3 of the loop guard: per (source pipeline, target) pair, more than `max_triggers`
 // within `window` opens a breaker for that pair until the window has passed or an operator
 // resets it. The counts live in the store (same transaction as the jobs), this is the rule.
@@ -20,6 +22,17 @@ export function breakerVerdict(state: PairState, now: number, policy: BreakerPol
   if (state.openUntil !== null && now < state.openUntil) return { block: true, openUntil: state.openUntil, opened: false };
   if (state.count >= policy.maxTriggers) return { block: true, openUntil: now + policy.windowMs, opened: true };
   return { block: false };
+}
+
+/**
+ * The breaker's judgement of a new job whose lineage did not already block it; `opened`
+ * when this job opens the breaker (the store records it).
+ */
+export function judgeJob(job: { sourcePipeline: string; target: string; block?: Block; request?: unknown }, state: () => PairState, now: number, policy: BreakerPolicy): { block?: Block; openedUntil?: number } {
+  if (job.block || !job.request) return job.block ? { block: job.block } : {};
+  const verdict = breakerVerdict(state(), now, policy);
+  if (!verdict.block) return {};
+  return { block: { reason: 'breaker_open', detail: describeBreaker(job.sourcePipeline, job.target, policy, verdict.openUntil) }, ...(verdict.opened ? { openedUntil: verdict.openUntil } : {}) };
 }
 
 export function describeBreaker(source: string, target: string, policy: BreakerPolicy, openUntil: number): string {

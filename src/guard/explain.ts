@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import { parseEvent } from '../event/schema.js';
 import { fail, ok, type Result } from '../errors/result.js';
 import type { Store } from '../store/types.js';
-import { breakerVerdict, describeBreaker } from './breaker.js';
+import { judgeJob } from './breaker.js';
 import { buildGraph, findCycles, type LearnedEdge } from './graph.js';
 import type { Block, Lineage } from './lineage.js';
 import { planEvent } from './plan.js';
@@ -78,8 +78,7 @@ export async function explainEvent(
       const stored = await store.pairState(job.sourcePipeline, job.target, now, breaker.windowMs);
       const state = { ...stored, count: stored.count + (sentBefore.get(pairKey) ?? 0) };
       explained.breaker = { count: state.count, max_triggers: breaker.maxTriggers, window_s: breaker.windowMs / 1000, open_until: state.openUntil && state.openUntil > now ? new Date(state.openUntil).toISOString() : null };
-      const verdict = breakerVerdict(state, now, breaker);
-      if (!block && verdict.block) block = { reason: 'breaker_open', detail: describeBreaker(job.sourcePipeline, job.target, breaker, verdict.openUntil) };
+      block = judgeJob(job, () => state, now, breaker).block;
       if (!block) sentBefore.set(pairKey, (sentBefore.get(pairKey) ?? 0) + 1);
     } else {
       explained.breaker = 'unknown (no store)';

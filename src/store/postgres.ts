@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { fail, ok } from '../errors/result.js';
-import { breakerVerdict, describeBreaker, type PairState } from '../guard/breaker.js';
-import { isAssetRequest } from '../route/route.js';
+import { judgeJob, type PairState } from '../guard/breaker.js';
 import { postgresMigrations } from './postgres-migrations.js';
-import { toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import type { Inserted, IngestPolicy, JobState, NewJob, Store } from './types.js';
 
 // Several replicas share one database; PostgreSQL gives the guarantees: unique keys for
@@ -62,30 +61,28 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     const now = clock();
     const outcomes: Inserted['jobs'] = [];
     for (const job of jobs) {
-      let block = job.block;
-      if (!block && job.request) {
+      let counted: PairState | undefined;
+      if (!job.block && job.request) {
         // Replicas judge the same pair one at a time: the count and the insert are atomic.
         await c.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [job.sourcePipeline, job.target]);
-        const verdict = breakerVerdict(await pair(c, job.sourcePipeline, job.target, now, policy.breaker.windowMs), now, policy.breaker);
-        if (verdict.block) {
-          if (verdict.opened) {
-            await c.query(
-              `INSERT INTO breakers (source_pipeline, target, opened_at, open_until) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (source_pipeline, target) DO UPDATE SET opened_at = excluded.opened_at, open_until = excluded.open_until`,
-              [job.sourcePipeline, job.target, now, verdict.openUntil],
-            );
-          }
-          block = { reason: 'breaker_open', detail: describeBreaker(job.sourcePipeline, job.target, policy.breaker, verdict.openUntil) };
-        }
+        counted = await pair(c, job.sourcePipeline, job.target, now, policy.breaker.windowMs);
       }
-      const state: JobState = !job.request ? 'dead' : block ? 'blocked' : 'pending';
+      const { block, openedUntil } = judgeJob(job, () => counted!, now, policy.breaker);
+      if (openedUntil !== undefined) {
+        await c.query(
+          `INSERT INTO breakers (source_pipeline, target, opened_at, open_until) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (source_pipeline, target) DO UPDATE SET opened_at = excluded.opened_at, open_until = excluded.open_until`,
+          [job.sourcePipeline, job.target, now, openedUntil],
+        );
+      }
+      const { state, dagRunId, request } = newJobRow(job, block);
       await c.query(
         `INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
                            next_attempt_at, last_error, received_at, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)`,
         [
-          randomUUID(), eventId, job.route, job.airflow, job.dagId, job.request && !isAssetRequest(job.request) ? job.request.dag_run_id : null,
-          job.request ? JSON.stringify(job.request) : null, state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
+          randomUUID(), eventId, job.route, job.airflow, job.dagId, dagRunId,
+          request, state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
           received, job.error ?? block?.detail ?? null, received, now,
         ],
       );
@@ -162,21 +159,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
             [jobId, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt],
           )
         ).rows[0]!;
-        const now = clock();
         await c.query(
           `UPDATE jobs SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, airflow_state = coalesce($4, airflow_state),
              dag_run_id = coalesce($5, dag_run_id), done_at = $6, updated_at = $7, lease_owner = NULL, lease_until = NULL
            WHERE id = $8`,
-          [
-            update.state,
-            update.state === 'pending' ? update.nextAttemptAt : now,
-            update.state === 'done' ? null : update.error,
-            update.state === 'done' ? update.airflowState : null,
-            update.state === 'done' ? update.dagRunId : null,
-            update.state === 'pending' ? null : now,
-            now,
-            jobId,
-          ],
+          [...jobUpdateValues(update, clock()), jobId],
         );
         return n;
       });

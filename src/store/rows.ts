@@ -1,8 +1,8 @@
 // Row shapes and their mapping to the store's types, shared by SQLite (JSON kept as text)
 // and PostgreSQL (JSONB arrives parsed).
-import type { JobRequest, RouteDecision } from '../route/route.js';
-import type { Attempt, AttemptOutcome, EventStatus, Job, JobState, StoredEvent } from './types.js';
-import type { BlockReason, Lineage } from '../guard/lineage.js';
+import { isAssetRequest, type JobRequest, type RouteDecision } from '../route/route.js';
+import type { Attempt, AttemptOutcome, EventStatus, Job, JobState, JobUpdate, NewJob, StoredEvent } from './types.js';
+import type { Block, BlockReason, Lineage } from '../guard/lineage.js';
 
 const json = <T>(value: string | T): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
 
@@ -113,5 +113,27 @@ export function toAttempt(row: AttemptRow): Attempt {
     outcome: row.outcome,
     detail: row.detail,
     nextRetryAt: row.next_retry_at,
+  };
+}
+
+/** The job columns an attempt sets: state, next_attempt_at, last_error, airflow_state, dag_run_id, done_at, updated_at. */
+export function jobUpdateValues(update: JobUpdate, now: number): [string, number, string | null, string | null, string | null, number | null, number] {
+  return [
+    update.state,
+    update.state === 'pending' ? update.nextAttemptAt : now,
+    update.state === 'done' ? null : update.error,
+    update.state === 'done' ? update.airflowState : null,
+    update.state === 'done' ? update.dagRunId : null,
+    update.state === 'pending' ? null : now,
+    now,
+  ];
+}
+
+/** How a new job is stored: dead without a request, blocked by lineage or the breaker, else pending. */
+export function newJobRow(job: NewJob, block: Block | undefined): { state: JobState; dagRunId: string | null; request: string | null } {
+  return {
+    state: !job.request ? 'dead' : block ? 'blocked' : 'pending',
+    dagRunId: job.request && !isAssetRequest(job.request) ? job.request.dag_run_id : null,
+    request: job.request ? JSON.stringify(job.request) : null,
   };
 }

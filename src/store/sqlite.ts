@@ -3,10 +3,9 @@ import { dirname } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
-import { breakerVerdict, describeBreaker } from '../guard/breaker.js';
-import { isAssetRequest } from '../route/route.js';
+import { judgeJob } from '../guard/breaker.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
-import { toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store } from './types.js';
 
 export interface SqliteOptions {
@@ -145,17 +144,11 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     const now = clock();
     const outcomes: Inserted['jobs'] = [];
     for (const job of jobs) {
-      let block = job.block;
-      if (!block && job.request) {
-        const verdict = breakerVerdict(pair(job.sourcePipeline, job.target, now, policy.breaker.windowMs), now, policy.breaker);
-        if (verdict.block) {
-          if (verdict.opened) openBreaker.run(job.sourcePipeline, job.target, now, verdict.openUntil);
-          block = { reason: 'breaker_open', detail: describeBreaker(job.sourcePipeline, job.target, policy.breaker, verdict.openUntil) };
-        }
-      }
-      const state: JobState = !job.request ? 'dead' : block ? 'blocked' : 'pending';
+      const { block, openedUntil } = judgeJob(job, () => pair(job.sourcePipeline, job.target, now, policy.breaker.windowMs), now, policy.breaker);
+      if (openedUntil !== undefined) openBreaker.run(job.sourcePipeline, job.target, now, openedUntil);
+      const { state, dagRunId, request } = newJobRow(job, block);
       insertJobRow.run(
-        randomUUID(), eventId, job.route, job.airflow, job.dagId, (job.request && !isAssetRequest(job.request) ? job.request.dag_run_id : null), job.request ? JSON.stringify(job.request) : null,
+        randomUUID(), eventId, job.route, job.airflow, job.dagId, dagRunId, request,
         state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
         received, job.error ?? block?.detail ?? null, received, now, now,
       );
@@ -204,17 +197,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       return db.transaction(() => {
         if (leaseHolder.get(jobId)?.lease_owner !== lease) return undefined;
         const { n } = insertAttempt.get(jobId, jobId, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt) as { n: number };
-        const now = clock();
-        updateJob.run(
-          update.state,
-          update.state === 'pending' ? update.nextAttemptAt : now,
-          update.state === 'done' ? null : update.error,
-          update.state === 'done' ? update.airflowState : null,
-          update.state === 'done' ? update.dagRunId : null,
-          update.state === 'pending' ? null : now,
-          now,
-          jobId,
-        );
+        updateJob.run(...jobUpdateValues(update, clock()), jobId);
         return n;
       }).immediate();
     },
