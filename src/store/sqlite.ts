@@ -6,7 +6,8 @@ import { fail, ok } from '../errors/result.js';
 import { judgeJob } from '../guard/breaker.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
 import { jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
-import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store } from './types.js';
+import type { Result } from '../errors/result.js';
+import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store, StoreReason } from './types.js';
 
 export interface SqliteOptions {
   path: string;
@@ -157,6 +158,32 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     return outcomes;
   };
 
+  // Group commit: the inserts that arrive in one turn of the event loop share one transaction
+  // (one WAL write and fsync). Each caller still hears back only after the commit, so "on
+  // disk before the answer" holds; if the commit fails, every caller in it gets the failure
+  // and nothing of any of them is written.
+  type Waiting = { e: NewEvent; jobs: readonly NewJob[]; policy: IngestPolicy; resolve: (r: Result<Inserted, StoreReason>) => void };
+  let pending: Waiting[] = [];
+  const oneInsert = (w: Waiting): Result<Inserted, StoreReason> => {
+    const inserted = insertWithJobs(w.e, w.jobs, w.policy);
+    if (inserted) return ok({ ...inserted, duplicate: false });
+    const earlier = existing.get(w.e.source, w.e.deliveryId);
+    if (!earlier) return fail('store_unavailable', 'insert reported a duplicate that cannot be read back');
+    return ok({ id: earlier.id, duplicate: true, jobs: [], newLearnedEdge: false });
+  };
+  const flush = () => {
+    const batch = pending;
+    pending = [];
+    let results: Result<Inserted, StoreReason>[];
+    try {
+      results = db.transaction(() => batch.map(oneInsert)).immediate();
+    } catch (err) {
+      const failed = fail('store_unavailable', `SQLite: ${(err as Error).message}`);
+      results = batch.map(() => failed);
+    }
+    batch.forEach((w, i) => w.resolve(results[i]!));
+  };
+
   const insertWithJobs = db.transaction((e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Omit<Inserted, 'duplicate'> | undefined => {
     const id = randomUUID();
     const row = insertEventRow.get(
@@ -172,16 +199,11 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   });
 
   return {
-    async insertEvent(e, jobs, policy) {
-      try {
-        const inserted = insertWithJobs.immediate(e, jobs, policy);
-        if (inserted) return ok({ ...inserted, duplicate: false });
-        const earlier = existing.get(e.source, e.deliveryId);
-        if (!earlier) return fail('store_unavailable', 'insert reported a duplicate that cannot be read back');
-        return ok({ id: earlier.id, duplicate: true, jobs: [], newLearnedEdge: false });
-      } catch (err) {
-        return fail('store_unavailable', `SQLite: ${(err as Error).message}`);
-      }
+    insertEvent(e, jobs, policy) {
+      return new Promise((resolve) => {
+        pending.push({ e, jobs, policy, resolve });
+        if (pending.length === 1) setImmediate(flush);
+      });
     },
 
     async getEvent(id) {
