@@ -1,6 +1,5 @@
 // Kill -9 between "Airflow created the run" and "the bridge recorded it": after a restart the
 // job is sent again and Airflow's 409 settles it — one DAG run, no lost job.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -10,21 +9,10 @@ import { airflowApi } from '../helpers/e2e.js';
 import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
 import type { StartedAirflow } from './harness.js';
 import { startHoldingProxy } from './holding-proxy.js';
+import { serveProcess } from '../helpers/process.js';
 
-const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 
-function serve(config: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', config], { env: { ...process.env, SECRET }, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk) => {
-      for (const line of String(chunk).split('\n').filter(Boolean)) {
-        const parsed = JSON.parse(line);
-        if (parsed.msg === 'bridge listening') resolve({ child, url: parsed.url });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`bridge exited ${code}`)));
-  });
-}
+const serve = (config: string) => serveProcess(config);
 
 export function crashBetweenTriggerAndRecord(af: () => StartedAirflow, api: 'v1' | 'v2'): void {
   it('kill -9 after Airflow created the run but before the bridge recorded it: one run after restart', async () => {

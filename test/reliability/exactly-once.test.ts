@@ -1,5 +1,5 @@
 // Crashes, faults and duplicate storms end in one stored event and one run per event.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -8,8 +8,8 @@ import { SECRET, tempDir } from '../helpers/app.js';
 import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
 import { startCountingAirflow, type CountingAirflow } from '../replicas/counting-airflow.js';
 import { startFaultProxy } from './fault-proxy.js';
+import { serveProcess } from '../helpers/process.js';
 
-const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 let cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
@@ -34,18 +34,9 @@ ${extra}`);
 }
 
 async function serve(file: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', file], { env: { ...process.env, SECRET }, stdio: ['ignore', 'pipe', 'ignore'] });
-  cleanups.push(() => void child.kill('SIGKILL'));
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (chunk) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) if (line.includes('"bridge listening"')) resolve({ child, url: JSON.parse(line).url });
-    });
-    child.on('exit', (code, signal) => signal === null && reject(new Error(`bridge exited ${code}`)));
-  });
+  const started = await serveProcess(file);
+  cleanups.push(() => void started.child.kill('SIGKILL'));
+  return started;
 }
 
 const delivery = (i: number, tag: string) => ({ id: `msg_${tag}_${i}`, body: JSON.stringify(completionEvent({ data: { run_id: `${tag}_${i}`, pipeline_id: 'pl', status: 'succeeded' } })) });

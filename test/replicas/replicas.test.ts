@@ -1,16 +1,16 @@
 // Three bridge processes on one PostgreSQL database, no balancer: the test sends to each in
 // turn, kills one with SIGKILL in the middle, and checks that nothing is lost or doubled.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET, tempDir } from '../helpers/app.js';
 import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
+import { serveProcess } from '../helpers/process.js';
 import { freshPostgresDatabase } from '../helpers/stores.js';
 import { startCountingAirflow, type CountingAirflow } from './counting-airflow.js';
 
-const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const UNIQUE = 2100;
 const DUPLICATES = 900; // 30% of 3000 deliveries
 const LEASE_S = 3;
@@ -21,21 +21,8 @@ interface Replica {
   alive: boolean;
 }
 
-function startReplica(config: string, name: string): Promise<Replica> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', config], { env: { ...process.env, SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (chunk) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        if (line.includes('"bridge listening"')) resolve({ child, url: JSON.parse(line).url, alive: true });
-      }
-    });
-    child.stderr!.on('data', (d) => process.stderr.write(`[${name}] ${d}`));
-    child.on('exit', (code) => reject(new Error(`${name} exited ${code}`)));
-  });
+async function startReplica(config: string, name: string): Promise<Replica> {
+  return { ...(await serveProcess(config, name)), alive: true };
 }
 
 describe('three replicas on one PostgreSQL', () => {
