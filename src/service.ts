@@ -102,6 +102,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
       setTimeout(() => void old.close().finally(() => retired.delete(old)), next.dispatch.lease).unref();
     }
     const changed = describeChanges(live.config, next);
+    await warnOrphans(next);
     live = { config: next, sources: sources.sources };
     clients = nextClients;
     metrics.reloads.inc({ outcome: 'applied' });
@@ -125,6 +126,14 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     };
   }
 
+  // Pending jobs of an Airflow instance that is no longer configured are never dispatched:
+  // say so at start and on reload, rather than let them wait silently.
+  const warnOrphans = async (c: Config) => {
+    for (const [name, n] of Object.entries(await store.pendingByAirflow())) {
+      if (!(name in c.airflow)) logger.warn({ airflow: name, pending: n }, `${n} pending job(s) target Airflow instance "${name}", which is not in the config: they wait until it is added back`);
+    }
+  };
+  await warnOrphans(config);
   const beforeScrape = async () => {
     for (const [state, n] of Object.entries(await store.jobCounts())) metrics.queueDepth.set({ state }, n);
     for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);

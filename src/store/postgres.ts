@@ -237,6 +237,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       });
     },
 
+    async pendingByAirflow() {
+      const { rows } = await pool.query<{ airflow: string; n: number }>("SELECT airflow, count(*)::int AS n FROM jobs WHERE state = 'pending' GROUP BY airflow");
+      return Object.fromEntries(rows.map((r) => [r.airflow, r.n]));
+    },
+
     async jobCounts() {
       const counts: Record<JobState, number> = { pending: 0, done: 0, dead: 0, blocked: 0 };
       for (const row of (await pool.query<{ state: JobState; n: number }>('SELECT state, count(*)::int AS n FROM jobs GROUP BY state')).rows) counts[row.state] = row.n;

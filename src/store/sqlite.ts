@@ -285,6 +285,10 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       }).immediate();
     },
 
+    async pendingByAirflow() {
+      return Object.fromEntries(db.prepare<[], { airflow: string; n: number }>("SELECT airflow, count(*) AS n FROM jobs WHERE state = 'pending' GROUP BY airflow").all().map((r) => [r.airflow, r.n]));
+    },
+
     async jobCounts() {
       const counts: Record<JobState, number> = { pending: 0, done: 0, dead: 0, blocked: 0 };
       for (const row of countByState.all()) counts[row.state] = row.n;

@@ -172,6 +172,8 @@ export interface Store {
   listJobs(filter: { state?: JobState; limit: number; cursor?: string }): Promise<Page<Job>>;
   /** Adds jobs for routes the event has none for yet (redrive); returns what was created. */
   addJobs(eventId: string, jobs: readonly NewJob[], policy: IngestPolicy): Promise<Inserted['jobs']>;
+  /** Pending jobs per Airflow instance name (to find jobs whose instance left the config). */
+  pendingByAirflow(): Promise<Record<string, number>>;
   /** Jobs per state, for the queue-depth gauge. */
   jobCounts(): Promise<Record<JobState, number>>;
   learnedEdges(): Promise<LearnedEdge[]>;

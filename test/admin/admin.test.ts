@@ -39,11 +39,12 @@ routes:
 ${extra.admin ?? ''}
 `;
 
+const logs: string[] = [];
+
 async function bridgeFrom(text: string, file?: string) {
   const parsed = parseConfig(text, {});
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
-  const lines: string[] = [];
-  const sink = new Writable({ write: (c, _e, done) => (lines.push(String(c)), done()) });
+  const sink = new Writable({ write: (c, _e, done) => (logs.push(String(c)), done()) });
   const created = await createBridge(parsed.config, createLogger('info', sink), { adminTokens: [TOKEN, NEXT_TOKEN], ...(file ? { configFile: file } : {}) });
   if (!created.ok) throw new Error(JSON.stringify(created.problems));
   created.bridge.dispatcher.start();
@@ -157,10 +158,27 @@ describe('admin API', () => {
     writeFileSync(file, yaml(dir).replace('store: { url: "sqlite:', 'store: { url: "sqlite:/elsewhere'));
     expect((await admin(bridge.app).post('/v1/config/reload')).body.problems).toEqual([{ path: 'store.url', message: 'cannot change while running; restart the bridge to apply it' }]);
     expect((await webhook(bridge.app)).status).toBe(202);
+    // Removing the Airflow instance its pending jobs target: refused by the route check, so
+    // nothing is orphaned by a typo.
+    writeFileSync(file, yaml(dir).replace('airflow: { default:', 'airflow: { renamed:'));
+    expect((await admin(bridge.app).post('/v1/config/reload')).body.problems).toEqual([expect.objectContaining({ path: 'routes[0].trigger.airflow' })]);
     // A valid change applies to the next delivery: a new source path.
     writeFileSync(file, yaml(dir).replace('path: /webhooks/planasonix', 'path: /hooks/v2'));
     expect((await admin(bridge.app).post('/v1/config/reload')).body.changed).toEqual(['sources']);
     expect((await webhook(bridge.app)).status).toBe(404);
+  });
+
+  it('warns about pending jobs whose Airflow instance a reload removed', async () => {
+    airflow.script('/api/v2/dags/dbt_sales_models/dagRuns', ...Array(50).fill({ status: 503 }));
+    const dir = tempDir().dir;
+    const file = join(dir, 'bridge.yaml');
+    const text = yaml(dir).replace('max_attempts: 2', 'max_attempts: 50');
+    writeFileSync(file, text);
+    const bridge = await bridgeFrom(text, file);
+    await webhook(bridge.app);
+    writeFileSync(file, text.replace('airflow: { default:', 'airflow: { renamed:').replace('trigger: { dag_id: dbt_sales_models }', 'trigger: { airflow: renamed, dag_id: dbt_sales_models }'));
+    expect((await admin(bridge.app).post('/v1/config/reload')).body.reloaded).toBe(true);
+    expect(logs.join('')).toContain('1 pending job(s) target Airflow instance \\"default\\", which is not in the config');
   });
 
   it('redrives an event against a config that gained a route', async () => {

@@ -63,11 +63,11 @@ describe('real Airflow 3 outage and restart with the same metadata DB', () => {
     // 1. Airflow up: the first events land at once.
     const first = [];
     for (let i = 0; i < BEFORE; i++) first.push(await sendOne('before', i));
-    for (const s of first) {
-      const [job] = await bridge.settled(s.stored, 60_000);
-      console.log('DEBUG', job!.attempts, JSON.stringify((await bridge.store.attemptsOfJob(job!.id)).map((a) => [a.httpStatus, a.outcome, a.durationMs, a.detail])));
-      expect(job!.state).toBe('done');
-    }
+    for (const s of first) expect((await bridge.settled(s.stored, 60_000))[0]!.state).toBe('done');
+    // Let those runs finish, so the outage kills an idle Airflow: tasks killed mid-run are
+    // re-queued on restart and their supervisors add SQLite lock contention (another scenario).
+    const airflow = airflowApi(af);
+    for (const s of first) await airflow.waitState('record_conf', (await jobsOf(s)).dagRunId!, 'success', 90_000);
 
     // 2. Outage: every component killed, the port refuses connections.
     await af.pause();
@@ -102,23 +102,27 @@ describe('real Airflow 3 outage and restart with the same metadata DB', () => {
     const tResume = Date.now();
     await af.resume();
     const tHealthy = Date.now();
-    for (const s of during) expect((await bridge.settled(s.stored, 120_000))[0]!.state).toBe('done');
+    // Generous: right after a restart the api-server on SQLite can take far longer than the
+    // 2 s client timeout per trigger (see the summary line), so recovery is slow but must be complete.
+    for (const s of during) expect((await bridge.settled(s.stored, 240_000))[0]!.state).toBe('done');
     const tDone = Date.now();
-
     // No job of either batch was ever dead-lettered; the 'during' ones ended triggered or, if
     // a trigger got through while the answer was lost, 'exists'.
     let retriesTotal = 0;
+    let landedLate = 0;
     for (const s of sent) {
       const job = await jobsOf(s);
       expect(job.state).toBe('done');
       const outcomes = (await bridge.store.attemptsOfJob(job.id)).map((a) => a.outcome);
       retriesTotal += outcomes.filter((o) => o === 'retry').length;
+      // 409 after timed-out attempts: the trigger had landed, only the answer was lost.
+      if (outcomes.at(-1) === 'exists') landedLate++;
       expect(outcomes).not.toContain('dead');
       expect(outcomes.at(-1)).toMatch(/^(triggered|exists)$/);
     }
 
     // 4. Exactly one DAG run per event, counted by what the runs carry.
-    const runs = await airflowApi(af).runs('record_conf');
+    const runs = await airflow.runs('record_conf');
     const counts = sent.map((s) => runs.filter((r) => r.conf?.planasonix_bridge?.event_id === s.eventId).length);
     expect(counts).toEqual(sent.map(() => 1));
 
@@ -127,7 +131,7 @@ describe('real Airflow 3 outage and restart with the same metadata DB', () => {
       `[airflow-outage] events ${sent.length} (${BEFORE} before, ${DURING} during); outage ${(outageMs / 1000).toFixed(1)} s; ` +
         `retries ${retries} at end of outage window, ${retriesTotal} before recovery; max attempts of a job ${maxAttempts}/${MAX_ATTEMPTS}; ` +
         `resume → healthy ${((tHealthy - tResume) / 1000).toFixed(1)} s; all done ${((tDone - tResume) / 1000).toFixed(1)} s after restart ` +
-        `(${((tDone - tHealthy) / 1000).toFixed(1)} s after healthy); runs per event all 1 (${runs.length} runs)`,
+        `(${((tDone - tHealthy) / 1000).toFixed(1)} s after healthy); ${landedLate} jobs ended on 409 exists; runs per event all 1 (${runs.length} runs)`,
     );
-  }, 300_000);
+  }, 480_000);
 });

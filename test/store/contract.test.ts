@@ -107,6 +107,7 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
     expect(await store.getJob(retry!.id)).toMatchObject({ state: 'pending', attempts: 0, nextAttemptAt: now + 1 });
     expect(await store.replayJob(retry!.id, now + 2)).toBe(false);
     expect(await store.jobCounts()).toEqual({ pending: 3, done: 0, dead: 0, blocked: 0 });
+    expect(await store.pendingByAirflow()).toEqual({ default: 2, other: 1 });
   });
 
   it('breaker: N triggers pass, N+1 is blocked, open until the window passes, reset restarts the count', async () => {
