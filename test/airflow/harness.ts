@@ -13,7 +13,9 @@
  *
  * Each component runs in its own process group (spawn detached => setsid);
  * stop() sends SIGTERM to every group, then SIGKILL after a short grace period,
- * and removes the temporary AIRFLOW_HOME. See NOTES.md next to this file.
+ * and removes the temporary AIRFLOW_HOME. pause() kills the components the same way but keeps
+ * the home (metadata DB), port and env; resume() starts them again there (outage tests).
+ * See NOTES.md next to this file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
@@ -65,6 +67,14 @@ export interface StartedAirflow {
   /** Milliseconds from startAirflow() call until resolved (including any install). */
   startupMs: number;
   stop(): Promise<void>;
+  /** Simulated outage: kill every component (as stop() does) but keep the home, i.e. the same
+   *  SQLite metadata DB, port, env and logs. The URL refuses connections until resume(). */
+  pause(): Promise<void>;
+  /** Start the components again on the same port and home; resolves once healthy and the
+   *  waitForDags are visible, like startAirflow(). No-op unless paused. */
+  resume(): Promise<void>;
+  /** pause() then resume(). */
+  restart(): Promise<void>;
 }
 
 const USERNAME = 'admin';
@@ -315,37 +325,51 @@ export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAi
   log(`[harness] venv ${venv} (Airflow ${version}) ready after ${tInstalled - t0} ms`);
 
   const home = await mkdtemp(join(tmpdir(), `planasonix-airflow${major}-`));
-  const groups: ChildProcess[] = [];
-  const logFiles: WriteStream[] = [];
+  /** The running generation of components; pause() empties it, resume() fills it again. */
+  let groups: ChildProcess[] = [];
+  let logFiles: WriteStream[] = [];
+  /** Children we are killing on purpose: their exit is not "unexpected". */
+  const halting = new WeakSet<ChildProcess>();
   let stopped = false;
+  let paused = false;
   let failed = false;
 
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    const t = Date.now();
-    const exits = groups.map(
+  /** SIGTERM, short grace, SIGKILL of every component of the current generation. */
+  const killComponents = async () => {
+    const current = groups;
+    const files = logFiles;
+    groups = [];
+    logFiles = [];
+    for (const c of current) halting.add(c);
+    const exits = current.map(
       (c) =>
         new Promise<void>((r) => {
           if (c.exitCode !== null || c.signalCode !== null) return r();
           c.once('exit', () => r());
         }),
     );
-    for (const c of groups) if (c.pid) killTree(c.pid, 'SIGTERM');
+    for (const c of current) if (c.pid) killTree(c.pid, 'SIGTERM');
     // Graceful shutdown is not needed for tests; the Airflow 3 scheduler with LocalExecutor
     // does not exit on SIGTERM within 10+ s (idle executor workers), so keep the grace short.
     await Promise.race([Promise.all(exits), sleep(opts.stopGraceMs ?? 1000)]);
     // Kill stragglers (executor workers, gunicorn workers, serve-logs, DAG processor ...).
-    for (const c of groups) if (c.pid) killTree(c.pid, 'SIGKILL');
+    for (const c of current) if (c.pid) killTree(c.pid, 'SIGKILL');
     await Promise.race([Promise.all(exits), sleep(2000)]);
     await sleep(100);
-    for (const c of groups) if (c.pid) killTree(c.pid, 'SIGKILL'); // anything forked meanwhile
-    for (const c of groups) {
+    for (const c of current) if (c.pid) killTree(c.pid, 'SIGKILL'); // anything forked meanwhile
+    for (const c of current) {
       if (c.pid) liveLeaders.delete(c.pid);
       c.stdout?.destroy();
       c.stderr?.destroy();
     }
-    for (const f of logFiles) f.end();
+    for (const f of files) f.end();
+  };
+
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    const t = Date.now();
+    await killComponents();
     const keep = keepHome || failed;
     if (!keep) await rm(home, { recursive: true, force: true });
     log(`[harness] stopped in ${Date.now() - t} ms${keep ? `; kept ${home}` : ''}`);
@@ -426,20 +450,22 @@ export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAi
     }
 
     const components = major === 3 ? ['api-server', 'scheduler', 'dag-processor'] : ['webserver', 'scheduler'];
-    for (const comp of components) {
-      const file = createWriteStream(join(home, 'logs', `${comp}.log`));
-      const child = spawn(airflow, [comp], { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      if (child.pid) liveLeaders.add(child.pid);
-      groups.push(child);
-      logFiles.push(file);
-      pipeLines(child.stdout!, (l) => log(`[${comp}] ${l}`), file);
-      pipeLines(child.stderr!, (l) => log(`[${comp}] ${l}`), file);
-      child.on('exit', (code, sig) => {
-        if (!stopped) log(`[harness] ${comp} exited unexpectedly (code ${code}, signal ${sig})`);
-      });
-    }
+    /** Spawns one generation of components; logs append, so a resumed generation keeps the old lines. */
+    const spawnComponents = () => {
+      for (const comp of components) {
+        const file = createWriteStream(join(home, 'logs', `${comp}.log`), { flags: 'a' });
+        const child = spawn(airflow, [comp], { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        if (child.pid) liveLeaders.add(child.pid);
+        groups.push(child);
+        logFiles.push(file);
+        pipeLines(child.stdout!, (l) => log(`[${comp}] ${l}`), file);
+        pipeLines(child.stderr!, (l) => log(`[${comp}] ${l}`), file);
+        child.on('exit', (code, sig) => {
+          if (!halting.has(child)) log(`[harness] ${comp} exited unexpectedly (code ${code}, signal ${sig})`);
+        });
+      }
+    };
 
-    const deadline = t0 + timeoutMs + (tInstalled - t0);
     const assertAlive = () => {
       for (const [i, c] of groups.entries()) {
         if (c.exitCode !== null || c.signalCode !== null) {
@@ -448,59 +474,99 @@ export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAi
       }
     };
 
-    // 1. health
-    const healthPath = major === 3 ? '/api/v2/monitor/health' : '/health';
-    for (;;) {
-      assertAlive();
-      if (Date.now() > deadline) throw new Error(`Airflow ${major} not healthy within ${timeoutMs} ms`);
-      try {
-        const res = await fetch(url + healthPath, { signal: AbortSignal.timeout(5000) });
-        if (res.ok) {
-          const h = (await res.json()) as Record<string, { status?: string | null }>;
-          const need = major === 3 ? ['metadatabase', 'scheduler', 'dag_processor'] : ['metadatabase', 'scheduler'];
-          if (need.every((k) => h[k]?.status === 'healthy')) break;
-        }
-      } catch {
-        /* not listening yet */
-      }
-      await sleep(250);
-    }
-    const tHealthy = Date.now();
-    log(`[harness] healthy after ${tHealthy - t0} ms`);
+    /** A heartbeat of a component still counts as healthy for a while after it was killed, so
+     *  after a resume only heartbeats written since `since` show the new generation is up. */
+    const freshSince = (status: Record<string, unknown> | undefined, since: number) =>
+      Object.entries(status ?? {}).every(([k, v]) => !k.endsWith('heartbeat') || (typeof v === 'string' && Date.parse(v) >= since));
 
-    // 2. DAGs visible through the REST API
-    let authHeader: string;
-    if (major === 3) {
-      const res = await fetch(`${url}/auth/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
-      });
-      if (res.status !== 201) throw new Error(`POST /auth/token -> ${res.status} ${await res.text()}`);
-      authHeader = `Bearer ${((await res.json()) as { access_token: string }).access_token}`;
-    } else {
-      authHeader = `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`;
-    }
-    const api = major === 3 ? '/api/v2' : '/api/v1';
-    for (const dagId of waitForDags) {
+    /** 1. health, 2. DAGs visible through the REST API; returns when health went green. */
+    const waitReady = async (deadline: number, since = 0): Promise<number> => {
+      const healthPath = major === 3 ? '/api/v2/monitor/health' : '/health';
       for (;;) {
         assertAlive();
-        if (Date.now() > deadline) throw new Error(`DAG ${dagId} not visible within ${timeoutMs} ms`);
-        const res = await fetch(`${url}${api}/dags/${encodeURIComponent(dagId)}`, {
-          headers: { authorization: authHeader },
-          signal: AbortSignal.timeout(5000),
-        }).catch(() => undefined);
-        if (res?.status === 200) break;
-        await res?.body?.cancel();
+        if (Date.now() > deadline) throw new Error(`Airflow ${major} not healthy within ${timeoutMs} ms`);
+        try {
+          const res = await fetch(url + healthPath, { signal: AbortSignal.timeout(5000) });
+          if (res.ok) {
+            const h = (await res.json()) as Record<string, { status?: string | null }>;
+            const need = major === 3 ? ['metadatabase', 'scheduler', 'dag_processor'] : ['metadatabase', 'scheduler'];
+            if (need.every((k) => h[k]?.status === 'healthy' && freshSince(h[k], since))) break;
+          }
+        } catch {
+          /* not listening yet */
+        }
         await sleep(250);
       }
-    }
+      const tHealthy = Date.now();
+
+      let authHeader: string;
+      if (major === 3) {
+        const res = await fetch(`${url}/auth/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ username: USERNAME, password: PASSWORD }),
+        });
+        if (res.status !== 201) throw new Error(`POST /auth/token -> ${res.status} ${await res.text()}`);
+        authHeader = `Bearer ${((await res.json()) as { access_token: string }).access_token}`;
+      } else {
+        authHeader = `Basic ${Buffer.from(`${USERNAME}:${PASSWORD}`).toString('base64')}`;
+      }
+      const api = major === 3 ? '/api/v2' : '/api/v1';
+      for (const dagId of waitForDags) {
+        for (;;) {
+          assertAlive();
+          if (Date.now() > deadline) throw new Error(`DAG ${dagId} not visible within ${timeoutMs} ms`);
+          const res = await fetch(`${url}${api}/dags/${encodeURIComponent(dagId)}`, {
+            headers: { authorization: authHeader },
+            signal: AbortSignal.timeout(5000),
+          }).catch(() => undefined);
+          if (res?.status === 200) break;
+          await res?.body?.cancel();
+          await sleep(250);
+        }
+      }
+      return tHealthy;
+    };
+
+    spawnComponents();
+    const tHealthy = await waitReady(t0 + timeoutMs + (tInstalled - t0));
+    log(`[harness] healthy after ${tHealthy - t0} ms`);
     const startupMs = Date.now() - t0;
     log(
       `[harness] Airflow ${version} up at ${url}: total ${startupMs} ms ` +
         `(venv ${tInstalled - t0} ms, db ${tDb - tInstalled} ms, healthy +${tHealthy - tDb} ms, dags +${Date.now() - tHealthy} ms)`,
     );
-    return { url, username: USERNAME, password: PASSWORD, home, major, version, venv, env, startupMs, stop };
+
+    // An outage, not a teardown: the home (SQLite metadata DB, logs), port and env stay, so
+    // resume() brings back the same Airflow with every run it had accepted.
+    const pause = async () => {
+      if (stopped) throw new Error('Airflow harness: pause() after stop()');
+      if (paused) return;
+      paused = true;
+      const t = Date.now();
+      await killComponents();
+      log(`[harness] paused (components killed, home kept) in ${Date.now() - t} ms`);
+    };
+    const resume = async () => {
+      if (stopped) throw new Error('Airflow harness: resume() after stop()');
+      if (!paused) return;
+      const t = Date.now();
+      spawnComponents();
+      paused = false; // stop() must kill this generation even if the wait below fails
+      try {
+        await waitReady(t + timeoutMs, t);
+      } catch (err) {
+        failed = true; // keep AIRFLOW_HOME (logs/) for diagnosis, as a failed start does
+        throw err instanceof Error ? Object.assign(err, { message: `${err.message} [AIRFLOW_HOME kept: ${home}]` }) : err;
+      }
+      log(`[harness] resumed at ${url} in ${Date.now() - t} ms`);
+    };
+    const restart = async () => {
+      await pause();
+      await resume();
+    };
+
+    return { url, username: USERNAME, password: PASSWORD, home, major, version, venv, env, startupMs, stop, pause, resume, restart };
   } catch (err) {
     failed = true; // keep AIRFLOW_HOME (logs/) for diagnosis; the error message names it
     await stop().catch(() => {});
