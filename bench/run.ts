@@ -1,6 +1,5 @@
 // `npm run bench`: ingest and dispatch benchmarks with their baselines in the same run,
 // printed as tables (ratios, because this 2-core machine is noisy).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -15,6 +14,7 @@ import { parseEvent } from '../src/event/schema.js';
 import { planEvent } from '../src/guard/plan.js';
 import { createLogger } from '../src/log/logger.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
+import { spawnListening } from '../test/helpers/process.js';
 
 const root = resolve(import.meta.dirname, '..');
 const SECRET = `whsec_${Buffer.from('benchmark secret, not for use!!').toString('base64')}`;
@@ -40,24 +40,8 @@ function corpus(n: number, tag: string) {
   });
 }
 
-function start(cmd: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, cmd, { cwd: root, env: { ...process.env, SECRET, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolveStart, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk;
-      const line = buffered.split('\n').find((l) => l.includes('"bridge listening"'));
-      if (!line) return;
-      // From here the bridge's request logs are read and dropped: the bridge still pays for
-      // writing them (as in production), the load generator pays nothing.
-      child.stdout!.off('data', onData);
-      child.stdout!.resume();
-      resolveStart({ child, url: JSON.parse(line).url });
-    };
-    child.stdout!.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`${cmd.join(' ')} exited ${code}`)));
-  });
-}
+// The bridge and the baseline run as child processes, started the way the tests start them.
+const start = (cmd: string[]) => spawnListening(cmd, cmd.at(-1)!.split('/').at(-1)!, { SECRET });
 
 const bridgeConfig = (store: string, routes: string, extra = '') => {
   const file = join(mkdtempSync(join(tmpdir(), 'bench-')), 'bridge.yaml');

@@ -5,12 +5,12 @@ import { SECRET } from './app.js';
 export const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 
 /**
- * `planasonix-bridge serve` as a child process, as users run it (the built CLI, SECRET in its
- * environment); resolves with its URL once it logs "bridge listening". Later log lines are
- * read and dropped so a busy bridge never blocks on a full pipe.
+ * A Node child process that logs `"bridge listening"` with its URL (the bridge, or the
+ * benchmark's baseline server); resolves with that URL. Later output is read and dropped,
+ * so a busy child never blocks on a full pipe and the parent spends nothing on it.
  */
-export function serveProcess(config: string, name = 'bridge'): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', config], { env: { ...process.env, SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnListening(args: string[], name: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, args, { env: { ...process.env, SECRET, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.on('data', (d) => process.stderr.write(`[${name}] ${d}`));
   return new Promise((resolve, reject) => {
     let buffered = '';
@@ -26,3 +26,6 @@ export function serveProcess(config: string, name = 'bridge'): Promise<{ child: 
     child.on('exit', (code, signal) => signal === null && reject(new Error(`${name} exited ${code}`)));
   });
 }
+
+/** `planasonix-bridge serve` as users run it: the built CLI, SECRET in its environment. */
+export const serveProcess = (config: string, name = 'bridge') => spawnListening([CLI, 'serve', '--config', config], name);
