@@ -173,10 +173,6 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       await pool.query('UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4', [nextAttemptAt, clock(), jobId, owner]);
     },
 
-    async nextDueAt() {
-      return (await pool.query<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM jobs WHERE state = 'pending'")).rows[0]?.at ?? undefined;
-    },
-
     async getJob(id) {
       const row = (await pool.query<JobRow>('SELECT * FROM jobs WHERE id = $1', [id])).rows[0];
       return row ? toJob(row) : undefined;

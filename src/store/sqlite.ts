@@ -127,7 +127,6 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     'UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?',
   );
   const countByState = db.prepare<[], { state: JobState; n: number }>('SELECT state, count(*) AS n FROM jobs GROUP BY state');
-  const nextDue = db.prepare<[], { at: number | null }>("SELECT min(next_attempt_at) AS at FROM jobs WHERE state = 'pending'");
   const replay = db.prepare(
     "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL, block_reason = NULL WHERE id = ? AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
   );
@@ -226,10 +225,6 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
 
     async releaseJob(jobId, owner, nextAttemptAt) {
       release.run(nextAttemptAt, clock(), jobId, owner);
-    },
-
-    async nextDueAt() {
-      return nextDue.get()?.at ?? undefined;
     },
 
     async getJob(id) {

@@ -156,8 +156,6 @@ export interface Store {
   finishAttempt(jobId: string, lease: string, attempt: Omit<Attempt, 'jobId' | 'n'>, update: JobUpdate): Promise<number | undefined>;
   /** Gives a claimed job back unattempted (circuit open, shutting down). */
   releaseJob(jobId: string, owner: string, nextAttemptAt: number): Promise<void>;
-  /** Earliest `nextAttemptAt` among pending jobs, if any. */
-  nextDueAt(): Promise<number | undefined>;
   getJob(id: string): Promise<Job | undefined>;
   jobsOfEvent(eventId: string): Promise<Job[]>;
   attemptsOfJob(jobId: string): Promise<Attempt[]>;
