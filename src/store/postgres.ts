@@ -3,7 +3,7 @@ import pg from 'pg';
 import { fail, ok } from '../errors/result.js';
 import { judgeJob, type PairState } from '../guard/breaker.js';
 import { postgresMigrations } from './postgres-migrations.js';
-import { jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { activityOf, jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import type { Inserted, IngestPolicy, JobState, NewJob, Store } from './types.js';
 
 // Several replicas share one database; PostgreSQL gives the guarantees: unique keys for
@@ -242,6 +242,14 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       const counts: Record<JobState, number> = { pending: 0, done: 0, dead: 0, blocked: 0 };
       for (const row of (await pool.query<{ state: JobState; n: number }>('SELECT state, count(*)::int AS n FROM jobs GROUP BY state')).rows) counts[row.state] = row.n;
       return counts;
+    },
+
+    async activity(since) {
+      const [received, triggered] = await Promise.all([
+        pool.query<{ m: number; n: number }>('SELECT floor(extract(epoch FROM received_at) / 60)::bigint AS m, count(*)::int AS n FROM events WHERE received_at >= $1 GROUP BY m', [new Date(since)]),
+        pool.query<{ m: number; n: number }>("SELECT done_at / 60000 AS m, count(*)::int AS n FROM jobs WHERE state = 'done' AND updated_at >= $1 AND done_at >= $1 GROUP BY m", [since]),
+      ]);
+      return activityOf(since, clock(), received.rows, triggered.rows);
     },
 
     async learnedEdges() {

@@ -1,7 +1,7 @@
 // Row shapes and their mapping to the store's types, shared by SQLite (JSON kept as text)
 // and PostgreSQL (JSONB arrives parsed).
 import { isAssetRequest, type JobRequest, type RouteDecision } from '../route/route.js';
-import type { Attempt, AttemptOutcome, EventStatus, Job, JobState, JobUpdate, NewJob, StoredEvent } from './types.js';
+import type { Activity, Attempt, AttemptOutcome, EventStatus, Job, JobState, JobUpdate, NewJob, StoredEvent } from './types.js';
 import type { Block, BlockReason, Lineage } from '../guard/lineage.js';
 
 const json = <T>(value: string | T): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
@@ -136,4 +136,15 @@ export function newJobRow(job: NewJob, block: Block | undefined): { state: JobSt
     dagRunId: job.request && !isAssetRequest(job.request) ? job.request.dag_run_id : null,
     request: job.request ? JSON.stringify(job.request) : null,
   };
+}
+
+/** Per-minute counts as the stores return them (minute = epoch minutes), filled to one entry a minute. */
+export function activityOf(since: number, now: number, received: { m: number; n: number }[], triggered: { m: number; n: number }[]): Activity {
+  const first = Math.floor(since / 60_000);
+  const last = Math.floor(now / 60_000);
+  const minutes = new Map<number, { minute: number; received: number; triggered: number }>();
+  for (let m = first; m <= last; m++) minutes.set(m, { minute: m * 60_000, received: 0, triggered: 0 });
+  for (const r of received) if (minutes.has(Number(r.m))) minutes.get(Number(r.m))!.received = Number(r.n);
+  for (const r of triggered) if (minutes.has(Number(r.m))) minutes.get(Number(r.m))!.triggered = Number(r.n);
+  return [...minutes.values()];
 }

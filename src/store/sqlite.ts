@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
 import { judgeJob } from '../guard/breaker.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
-import { jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { activityOf, jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import type { Result } from '../errors/result.js';
 import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store, StoreReason } from './types.js';
 
@@ -288,6 +288,13 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       const counts: Record<JobState, number> = { pending: 0, done: 0, dead: 0, blocked: 0 };
       for (const row of countByState.all()) counts[row.state] = row.n;
       return counts;
+    },
+
+    async activity(since) {
+      const received = db.prepare<[string], { m: number; n: number }>("SELECT CAST(strftime('%s', received_at) AS INTEGER) / 60 AS m, count(*) AS n FROM events WHERE received_at >= ? GROUP BY m").all(new Date(since).toISOString());
+      // updated_at >= since narrows by the state index; every done_at is at or before updated_at.
+      const triggered = db.prepare<[number, number], { m: number; n: number }>("SELECT done_at / 60000 AS m, count(*) AS n FROM jobs WHERE state = 'done' AND updated_at >= ? AND done_at >= ? GROUP BY m").all(since, since);
+      return activityOf(since, clock(), received, triggered);
     },
 
     async learnedEdges() {

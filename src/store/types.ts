@@ -128,6 +128,9 @@ export interface Breaker {
 
 export type StoreReason = 'store_unavailable';
 
+/** One entry per minute (start, ms), oldest first, minutes without traffic included. */
+export type Activity = { minute: number; received: number; triggered: number }[];
+
 export interface ClaimOptions {
   airflow: string;
   now: number;
@@ -174,6 +177,8 @@ export interface Store {
   pendingByAirflow(): Promise<Record<string, number>>;
   /** Jobs per state, for the queue-depth gauge. */
   jobCounts(): Promise<Record<JobState, number>>;
+  /** Events received and triggers accepted per minute since `since` (ms), for the console. */
+  activity(since: number): Promise<Activity>;
   learnedEdges(): Promise<LearnedEdge[]>;
   openBreakers(now: number): Promise<Breaker[]>;
   /** Closes a pair's breaker and restarts its count; false if it was not open. */

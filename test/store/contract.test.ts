@@ -110,6 +110,25 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
     expect(await store.pendingByAirflow()).toEqual({ default: 2, other: 1 });
   });
 
+  it('activity: events received and triggers accepted per minute, empty minutes included', async () => {
+    const { store } = await open();
+    const at = (msAgo: number, d: string) => ({ ...event(d), receivedAt: new Date(now - msAgo) });
+    await store.insertEvent(at(3_600_000, 'old'), [], POLICY);
+    await store.insertEvent(at(150_000, 'a'), [job('r1')], NO_BREAKER);
+    await store.insertEvent(at(130_000, 'b'), [], POLICY);
+    await store.insertEvent(at(10_000, 'c'), [], POLICY);
+    const [claimed] = await store.claimJobs({ airflow: 'default', now, limit: 1, leaseMs: 1000, owner: 'A' });
+    await store.finishAttempt(claimed!.id, 'A', { startedAt: now, durationMs: 3, httpStatus: 200, outcome: 'done', detail: 'queued', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: 'x' });
+    const minute = (agoMs: number) => Math.floor((now - agoMs) / 60_000) * 60_000;
+    expect(await store.activity(now - 4 * 60_000)).toEqual([
+      { minute: minute(240_000), received: 0, triggered: 0 },
+      { minute: minute(180_000), received: 2, triggered: 0 },
+      { minute: minute(120_000), received: 0, triggered: 0 },
+      { minute: minute(60_000), received: 1, triggered: 0 },
+      { minute: minute(0), received: 0, triggered: 1 },
+    ]);
+  });
+
   it('breaker: N triggers pass, N+1 is blocked, open until the window passes, reset restarts the count', async () => {
     const { store } = await open();
     const trigger = async () => {
