@@ -118,7 +118,7 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
     await store.insertEvent(at(130_000, 'b'), [], POLICY);
     await store.insertEvent(at(10_000, 'c'), [], POLICY);
     const [claimed] = await store.claimJobs({ airflow: 'default', now, limit: 1, leaseMs: 1000, owner: 'A' });
-    await store.finishAttempt(claimed!.id, 'A', { startedAt: now, durationMs: 3, httpStatus: 200, outcome: 'done', detail: 'queued', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: 'x' });
+    await store.finishAttempt(claimed!.id, 'A', { startedAt: now, durationMs: 3, httpStatus: 200, outcome: 'triggered', detail: 'queued', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: 'x' });
     const minute = (agoMs: number) => Math.floor((now - agoMs) / 60_000) * 60_000;
     expect(await store.activity(now - 4 * 60_000)).toEqual([
       { minute: minute(240_000), received: 0, triggered: 0 },
