@@ -6,6 +6,7 @@ import { parseEvent } from '../event/schema.js';
 import { explainEvent } from '../guard/explain.js';
 import { checkLoops } from '../guard/graph.js';
 import { planEvent } from '../guard/plan.js';
+import { graphView } from '../guard/view.js';
 import { sendProblem } from '../ingress/problems.js';
 import type { ConfigProblem } from '../config/load.js';
 import type { Job, Store, StoredEvent } from '../store/types.js';
@@ -20,7 +21,12 @@ export interface AdminDeps {
   reload?: () => Promise<{ ok: true; changed: string[] } | { ok: false; problems: ConfigProblem[] }>;
   /** Tells the dispatcher that jobs became due (replay, redrive). */
   wake?: () => void;
+  /** Per Airflow instance: reachable, and the circuit's state. */
+  airflowHealth?: () => Promise<Record<string, unknown>>;
 }
+
+/** How far back GET /v1/status reports throughput. */
+const ACTIVITY_MS = 15 * 60_000;
 
 const limit = z.coerce.number().int().min(1).max(500).default(50);
 const cursor = z.string().regex(/^\d+$/, 'not a cursor from a previous page').optional();
@@ -72,6 +78,15 @@ export function adminRouter(deps: AdminDeps): Router {
     res.json({ ...eventSummary(event), headers: event.headers, body: bodyOf(event), routing: event.routing, jobs: withAttempts });
   });
 
+  // "Why not", with the config running now (the stored routing is the decision at receipt).
+  router.get('/events/:id/explain', async (req, res) => {
+    const event = await deps.store.getEvent(req.params.id!);
+    if (!event) return sendProblem(res, 'not_found', `no event ${req.params.id}`);
+    const result = await explainEvent(event.body, event.source, deps.config(), deps.store, deps.clock());
+    if (!result.ok) return sendProblem(res, 'bad_request', `the stored body no longer parses: ${result.error.message}`);
+    res.json(result.value);
+  });
+
   router.post('/events/:id/redrive', async (req, res) => {
     const event = await deps.store.getEvent(req.params.id!);
     if (!event) return sendProblem(res, 'not_found', `no event ${req.params.id}`);
@@ -113,6 +128,18 @@ export function adminRouter(deps: AdminDeps): Router {
       learned_edges: learned.map((e) => ({ dag_id: e.dagId, pipeline_id: e.pipelineId, pipeline_name: e.pipelineName })),
       cycles: [...report.errors.map((e) => e.message), ...report.warnings],
     });
+  });
+
+  router.get('/graph', async (_req, res) => {
+    const [learned, breakers] = await Promise.all([deps.store.learnedEdges(), deps.store.openBreakers(deps.clock())]);
+    const config = deps.config();
+    res.json({ ...graphView(config, learned, breakers), max_depth: config.loop_guard.max_depth });
+  });
+
+  router.get('/status', async (_req, res) => {
+    const now = deps.clock();
+    const [airflow, queue, activity] = await Promise.all([deps.airflowHealth?.() ?? {}, deps.store.jobCounts(), deps.store.activity(now - ACTIVITY_MS)]);
+    res.json({ airflow, queue, activity: activity.map((a) => ({ ...a, minute: iso(a.minute) })) });
   });
 
   router.delete('/loop-guard/breakers/:key', async (req, res) => {

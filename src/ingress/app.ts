@@ -109,7 +109,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const auth = adminAuth(deps.adminTokens ?? [], deps.live().config.admin);
-  app.use('/v1', adminRouter({ auth, config: () => deps.live().config, store: deps.store, clock, ...deps.admin }));
+  app.use('/v1', adminRouter({ auth, config: () => deps.live().config, store: deps.store, clock, ...deps.admin, ...(deps.airflowHealth ? { airflowHealth: deps.airflowHealth } : {}) }));
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });

@@ -212,6 +212,55 @@ describe('admin API', () => {
   });
 });
 
+describe('console data', () => {
+  it('draws the orchestration graph: a declared cycle in red with what bounds it, a match node, an open breaker', async () => {
+    const dir = tempDir().dir;
+    const text = yaml(dir).replace('trigger: { dag_id: dbt_sales_models } }', 'trigger: { dag_id: dbt_sales_models }, allow_cycle: true }\n  - { name: any-failure, match: { type: run.failed }, trigger: { dag_id: page_oncall } }\n  - { name: marketing, match: { pipeline_id: pl_marketing }, trigger: { dag_id: refresh_ads } }');
+    const bridge = await bridgeFrom(`${text}loop_guard: { max_depth: 4, breaker: { max_triggers: 1, window: 10m }, edges: [ { from: { dag_id: dbt_sales_models }, to: { pipeline_id: pl_sales } } ] }\n`);
+    await webhook(bridge.app);
+    await webhook(bridge.app); // the second trigger of the pair opens the breaker
+    const graph = (await admin(bridge.app).get('/v1/graph')).body;
+    expect(graph.nodes).toEqual(expect.arrayContaining([
+      { id: 'planasonix:pl_sales', kind: 'pipeline', label: 'pl_sales' },
+      { id: 'airflow:dbt_sales_models', kind: 'dag', label: 'dbt_sales_models' },
+      { id: 'airflow:page_oncall', kind: 'dag', label: 'page_oncall' },
+      { id: 'match:marketing', kind: 'match', label: 'pipeline_id=pl_marketing' },
+    ]));
+    expect(graph.edges).toEqual(expect.arrayContaining([
+      expect.objectContaining({ from: 'planasonix:pl_sales', to: 'airflow:dbt_sales_models', kind: 'route', route: 'sales', cycle: true, breaker_open_until: expect.any(String) }),
+      expect.objectContaining({ from: 'airflow:dbt_sales_models', to: 'planasonix:pl_sales', kind: 'edge', cycle: true }),
+      // A route naming no pipeline is assumed to match every known one (as the loop guard assumes).
+      expect.objectContaining({ from: 'planasonix:pl_sales', to: 'airflow:page_oncall', route: 'any-failure', cycle: false, assumption: expect.stringContaining('names no pipeline') }),
+      { from: 'match:marketing', to: 'airflow:refresh_ads', kind: 'route', route: 'marketing', cycle: false },
+    ]));
+    expect(graph.cycles).toEqual([{ path: 'pl_sales --route sales--> dbt_sales_models --edge--> pl_sales', nodes: ['airflow:dbt_sales_models', 'planasonix:pl_sales'], bounded_by: expect.stringContaining('allow_cycle on sales: bounded by lineage (max_depth 4) and the breaker (1 triggers per 600s') }]);
+  });
+
+  it('reports Airflow reachability and circuit, queue depths and per-minute throughput', async () => {
+    airflow.script('/api/v2/dags/dbt_sales_models/dagRuns', { status: 404, body: { detail: 'DAG not found' } });
+    const bridge = await bridgeFrom(yaml(tempDir().dir));
+    await webhook(bridge.app);
+    await webhook(bridge.app);
+    await until(async () => (await bridge.store.jobCounts()).pending, (n) => n === 0);
+    const status = (await admin(bridge.app).get('/v1/status')).body;
+    expect(status.airflow).toEqual({ default: expect.objectContaining({ reachable: true, circuit: 'closed' }) });
+    expect(status.queue).toEqual({ pending: 0, done: 1, dead: 1, blocked: 0 });
+    expect(status.activity.length).toBeGreaterThanOrEqual(15);
+    const total = (k: 'received' | 'triggered') => status.activity.reduce((n: number, a: Record<string, number>) => n + a[k]!, 0);
+    expect([total('received'), total('triggered')]).toEqual([2, 1]);
+    expect(Date.parse(status.activity.at(-1).minute)).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('explains a stored event under the running config: why a route did not match', async () => {
+    const bridge = await bridgeFrom(yaml(tempDir().dir));
+    const sent = await webhook(bridge.app, { data: { run_id: 'r_other', pipeline_id: 'pl_other', status: 'succeeded' } });
+    const x = await admin(bridge.app).get(`/v1/events/${sent.body.id}/explain`);
+    expect(x.status).toBe(200);
+    expect(x.body).toMatchObject({ would_trigger: 0, routes: [{ route: 'sales', matched: false, reason: expect.stringMatching(/pipeline_id.*pl_other/) }] });
+    expect((await admin(bridge.app).get('/v1/events/nope/explain')).status).toBe(404);
+  });
+});
+
 describe('metrics', () => {
   it('counts a scripted scenario', async () => {
     airflow.script('/api/v2/dags/dbt_sales_models/dagRuns', { status: 503 }, { status: 404, body: { detail: 'nope' } });
