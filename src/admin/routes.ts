@@ -187,7 +187,7 @@ const parseBreakerKey = (key: string) => {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function eventSummary(e: StoredEvent) {
-  return { id: e.id, source: e.source, delivery_id: e.deliveryId, event_id: e.eventId, type: e.type, pipeline_id: e.pipelineId, run_id: e.runId, status: e.status, received_at: e.receivedAt.toISOString() };
+  return { id: e.id, source: e.source, delivery_id: e.deliveryId, event_id: e.eventId, type: e.type, pipeline_id: e.pipelineId, run_id: e.runId, status: e.status, matched_routes: e.routing.filter((d) => d.matched).map((d) => d.route), received_at: e.receivedAt.toISOString() };
 }
 
 /** The body as JSON when it is (it was verified and parsed once), else its text. */

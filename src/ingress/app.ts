@@ -9,6 +9,7 @@ import type { SendCommandFn } from 'rate-limit-redis';
 import { adminAuth } from '../admin/auth.js';
 import { adminRouter, type AdminDeps } from '../admin/routes.js';
 import openapi from '../openapi.json' with { type: 'json' };
+import { consoleRouter } from '../console/serve.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { sendProblem } from './problems.js';
 import type { Source } from './sources.js';
@@ -110,6 +111,8 @@ export function createApp(deps: AppDeps): Express {
 
   const auth = adminAuth(deps.adminTokens ?? [], deps.live().config.admin);
   app.use('/v1', adminRouter({ auth, config: () => deps.live().config, store: deps.store, clock, ...deps.admin, ...(deps.airflowHealth ? { airflowHealth: deps.airflowHealth } : {}) }));
+  // The console reads the admin API, so it exists only where the admin API does.
+  if (auth.enabled) app.use('/console', consoleRouter());
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });

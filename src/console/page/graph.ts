@@ -1,0 +1,96 @@
+// The orchestration graph, laid out by dagre and drawn as SVG. Red is exactly what the loop
+// guard sees as a cycle (GET /v1/graph is computed from the guard's own graph).
+import { Graph, layout, type EdgeLabel, type NodeLabel } from '@dagrejs/dagre';
+import { api, type GraphView } from './api.js';
+import { h, s, table, time } from './dom.js';
+import { failure, render } from './shell.js';
+
+const KIND_NAME = { pipeline: 'Planasonix pipeline', dag: 'Airflow DAG', asset: 'Airflow asset', match: 'route pattern' } as const;
+
+export async function showGraph(): Promise<void> {
+  const got = await api<GraphView>('/v1/graph');
+  if (!got.ok) return render('Orchestration graph', failure('the graph', got.message));
+  const view = got.value;
+  render(
+    'Orchestration graph',
+    legend(),
+    view.nodes.length === 0 ? h('p', { class: 'muted', text: 'No routes and no known edges yet.' }) : h('div', { class: 'graph' }, draw(view)),
+    h('h3', { text: `Cycles (${view.cycles.length})` }),
+    view.cycles.length === 0
+      ? h('p', { class: 'muted', text: `No cycles. Lineage still stops any chain deeper than ${view.max_depth}.` })
+      : h('ul', { class: 'cycles' }, ...view.cycles.map((c) => h('li', {}, h('span', { class: 'mono', text: c.path }), h('span', { class: 'muted', text: c.bounded_by })))),
+    h('h3', { text: 'Arrows' }),
+    table(
+      'Every arrow in the graph',
+      ['From', 'To', 'Kind', 'Route', 'Cycle', 'Note'],
+      view.edges.map((e) => [
+        h('span', { class: 'mono', text: e.from }),
+        h('span', { class: 'mono', text: e.to }),
+        e.kind === 'edge' ? 'declared edge' : e.kind === 'learned' ? 'learned edge' : 'route',
+        e.route ?? '',
+        e.cycle ? h('span', { class: 'error', text: 'on a cycle' }) : 'no',
+        [e.breaker_open_until ? `breaker open until ${time(e.breaker_open_until)}` : '', e.assumption ?? ''].filter(Boolean).join('; '),
+      ]),
+    ),
+  );
+}
+
+function legend(): HTMLElement {
+  const item = (cls: string, text: string) => h('span', {}, h('span', { class: `swatch ${cls}`, 'aria-hidden': 'true' }), text);
+  return h('p', { class: 'legend' }, item('', 'route'), item('learned', 'learned DAG → pipeline edge'), item('assumed', 'assumed (the route names no pipeline)'), item('cycle', 'on a cycle'), item('breaker', 'breaker open'));
+}
+
+const NODE_H = 46;
+
+function draw(view: GraphView): SVGSVGElement {
+  const g = new Graph({ multigraph: true });
+  g.setGraph({ rankdir: 'LR', nodesep: 28, ranksep: 90, edgesep: 16, marginx: 16, marginy: 16 });
+  for (const n of view.nodes) g.setNode(n.id, { label: n.label, width: Math.max(120, Math.min(360, n.label.length * 7.2 + 28)), height: NODE_H } as NodeLabel);
+  view.edges.forEach((e, i) => {
+    const label = e.kind === 'route' ? (e.route ?? '') : e.kind;
+    g.setEdge(e.from, e.to, { label, width: label.length * 6.2, height: 14, labelpos: 'c' } as EdgeLabel, String(i));
+  });
+  layout(g);
+  const size = g.graph();
+  const onCycle = new Set(view.cycles.flatMap((c) => c.nodes));
+  const marker = (id: string, cls: string) =>
+    s('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse', class: cls }, s('path', { d: 'M0,0 L10,5 L0,10 z', fill: cls === 'cycle' ? '#c62828' : cls === 'breaker' ? '#a05a00' : '#5b6473' }));
+  const svg = s(
+    'svg',
+    { width: Math.ceil(size.width ?? 0), height: Math.ceil(size.height ?? 0), role: 'img', 'aria-labelledby': 'graph-title' },
+    s('title', { id: 'graph-title' }, `Orchestration graph: ${view.nodes.length} nodes, ${view.edges.length} arrows, ${view.cycles.length} cycle(s)`),
+    s('defs', {}, marker('arrow', ''), marker('arrow-cycle', 'cycle'), marker('arrow-breaker', 'breaker')),
+  );
+  view.edges.forEach((e, i) => {
+    const laid = g.edge(e.from, e.to, String(i));
+    const points: { x: number; y: number }[] = laid.points ?? [];
+    const d = points.map((p, k) => `${k === 0 ? 'M' : 'L'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ');
+    const classes = ['edge', e.kind, e.assumption ? 'assumed' : '', e.cycle ? 'cycle' : '', e.breaker_open_until ? 'breaker' : ''].filter(Boolean).join(' ');
+    const tip = [`${e.from} → ${e.to}`, e.route ? `route ${e.route}` : `${e.kind} edge`, e.cycle ? 'on a cycle' : '', e.breaker_open_until ? `breaker open until ${time(e.breaker_open_until)}` : '', e.assumption ?? ''].filter(Boolean).join('\n');
+    svg.append(
+      s(
+        'g',
+        { class: classes, 'data-from': e.from, 'data-to': e.to },
+        s('title', {}, tip),
+        s('path', { d, 'marker-end': `url(#${e.breaker_open_until ? 'arrow-breaker' : e.cycle ? 'arrow-cycle' : 'arrow'})` }),
+        laid.x !== undefined && laid.y !== undefined ? s('text', { x: laid.x, y: laid.y + 4, 'text-anchor': 'middle' }, e.breaker_open_until ? `⛔ ${laid.label ?? ''}` : (laid.label ?? '')) : null,
+      ),
+    );
+  });
+  for (const n of view.nodes) {
+    const laid = g.node(n.id);
+    const x = laid.x - laid.width / 2;
+    const y = laid.y - laid.height / 2;
+    svg.append(
+      s(
+        'g',
+        { class: `node ${n.kind}${onCycle.has(n.id) ? ' cycle' : ''}`, 'data-id': n.id },
+        s('title', {}, `${KIND_NAME[n.kind]}: ${n.label}`),
+        s('rect', { x, y, width: laid.width, height: laid.height, rx: n.kind === 'dag' ? 4 : 14 }),
+        s('text', { class: 'kind', x: laid.x, y: y + 15, 'text-anchor': 'middle' }, KIND_NAME[n.kind]),
+        s('text', { x: laid.x, y: y + 33, 'text-anchor': 'middle' }, n.label.length > 50 ? `${n.label.slice(0, 49)}…` : n.label),
+      ),
+    );
+  }
+  return svg;
+}

@@ -1,0 +1,64 @@
+// The console: a login, then four views chosen by the URL fragment. Every view reads the
+// admin API afresh when shown; nothing is cached across views.
+import { api, token, whenUnauthorized, type Status } from './api.js';
+import { h } from './dom.js';
+import { showDeadLetters } from './dead.js';
+import { showEventDetail, showEvents } from './events.js';
+import { showGraph } from './graph.js';
+import { showHealth } from './health.js';
+import { announce, render, stopPolling } from './shell.js';
+
+const nav = document.querySelector('nav')!;
+
+function login(message = ''): void {
+  nav.hidden = true;
+  const input = h('input', { id: 'token', type: 'password', autocomplete: 'current-password', required: true, 'aria-describedby': 'login-help' });
+  const form = h(
+    'form',
+    { class: 'login', 'aria-label': 'Sign in' },
+    h('label', { for: 'token' }, 'Admin token', input),
+    h('p', { id: 'login-help', class: 'muted', text: 'A token from BRIDGE_ADMIN_TOKEN (or an admin JWT). It is kept in this tab only.' }),
+    message ? h('p', { class: 'error', role: 'alert', text: message }) : null,
+    h('button', { type: 'submit', text: 'Sign in' }),
+  );
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    token.set(input.value.trim());
+    // Proves the token before any view is drawn: a wrong one shows its error and no data.
+    const checked = await api<Status>('/v1/status');
+    if (!checked.ok) {
+      token.clear();
+      return login(`Sign-in failed: ${checked.message}`);
+    }
+    route();
+  });
+  render('Sign in', form);
+  input.focus();
+}
+
+whenUnauthorized((message) => login(`Signed out: ${message}`));
+
+document.getElementById('logout')!.addEventListener('click', () => {
+  token.clear();
+  announce('');
+  login();
+});
+
+async function route(): Promise<void> {
+  if (!token.get()) return login();
+  nav.hidden = false;
+  const [view = 'events', id] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  for (const a of nav.querySelectorAll('a')) {
+    if (a.getAttribute('href') === `#/${view}`) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  stopPolling();
+  if (view === 'events' && id) return showEventDetail(id);
+  if (view === 'dead') return showDeadLetters();
+  if (view === 'graph') return showGraph();
+  if (view === 'health') return showHealth();
+  return showEvents();
+}
+
+window.addEventListener('hashchange', () => void route());
+void route();

@@ -1,0 +1,179 @@
+// The operator console in a real browser (Debian's Chromium through playwright-core) against
+// a real bridge. Airflow here is an unreachable address: these views need no trigger to
+// succeed; test/console/replay.test.ts runs the dead-letter replay against real Airflow 3.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import request from 'supertest';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log/logger.js';
+import { createBridge, type Bridge } from '../../src/service.js';
+import { configFrom, SECRET, tempDir } from '../helpers/app.js';
+import { launchBrowser, screenshot, signIn } from '../helpers/browser.js';
+import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
+
+const TOKEN = 'console-admin-token-0123456789';
+
+const config = (dir: string) => `
+store: { url: "sqlite:${join(dir, 'bridge.db')}" }
+dispatch: { poll_interval: 0.05s }
+sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"] } } }
+airflow: { default: { url: "http://127.0.0.1:9", auth: { type: none }, timeout: 0.5s, retry: { max_attempts: 1 } } }
+loop_guard:
+  max_depth: 4
+  breaker: { max_triggers: 10, window: 10m }
+  edges: [ { from: { dag_id: dbt_sales_models }, to: { pipeline_id: pl_sales } } ]
+routes:
+  - { name: sales-to-dbt, match: { pipeline_id: pl_sales }, trigger: { dag_id: dbt_sales_models }, allow_cycle: true }
+  - { name: marketing, match: { pipeline_id: pl_marketing, type: run.succeeded }, trigger: { dag_id: refresh_ads } }
+`;
+
+let browser: Browser;
+let cleanups: (() => Promise<void> | void)[] = [];
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+async function startBridge(adminTokens = [TOKEN]): Promise<{ bridge: Bridge; url: string }> {
+  const temp = tempDir();
+  const created = await createBridge(configFrom(config(temp.dir)), createLogger('silent'), { adminTokens });
+  if (!created.ok) throw new Error(JSON.stringify(created.problems));
+  const { bridge } = created;
+  bridge.dispatcher.start();
+  const server = await new Promise<Server>((resolve) => {
+    const s = bridge.app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  cleanups.push(temp.cleanup, () => bridge.close(), () => new Promise<void>((r) => server.close(() => r())), () => server.closeAllConnections());
+  return { bridge, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+async function send(bridge: Bridge, data: Record<string, unknown>, type = 'run.succeeded') {
+  const body = JSON.stringify(completionEvent({ type, data: { run_id: `r_${Math.random().toString(36).slice(2)}`, status: 'succeeded', ...data } }));
+  const res = await request(bridge.app).post('/webhooks/planasonix').set({ 'content-type': 'application/json', ...standardWebhookHeaders(SECRET, `m${Math.random()}`, Math.floor(Date.now() / 1000), body) }).send(body);
+  expect(res.status).toBe(202);
+  return res.body.id as string;
+}
+
+async function newPage(): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
+  cleanups.push(() => context.close());
+  return context.newPage();
+}
+
+describe('console', () => {
+  it('is served only with the admin API on, with a strict CSP and nothing secret in the bundle', async () => {
+    const off = await startBridge([]);
+    expect((await request(off.bridge.app).get('/console/')).status).toBe(404);
+    const on = await startBridge();
+    const page = await request(on.bridge.app).get('/console/');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.text).toContain('<script type="module" src="app.js">');
+    const bundle = (await request(on.bridge.app).get('/console/app.js')).text;
+    expect(bundle.length).toBeGreaterThan(10_000); // dagre is bundled, nothing from a CDN
+    expect(bundle).not.toContain(TOKEN);
+    expect(bundle).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
+  });
+
+  it('a wrong token shows the error and no data', async () => {
+    const { bridge, url } = await startBridge();
+    await send(bridge, { pipeline_id: 'pl_sales' });
+    const page = await newPage();
+    await signIn(page, url, 'not-the-token');
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('401 unauthorized');
+    expect(await page.locator('table').count()).toBe(0);
+    expect(await page.locator('nav').isHidden()).toBe(true);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await screenshot(page, 'login-wrong-token');
+  });
+
+  it('lists events with their routing outcome, filters them, and opens one with its job, attempts and "why not"', async () => {
+    const { bridge, url } = await startBridge();
+    const routed = await send(bridge, { pipeline_id: 'pl_sales', pipeline_name: 'nightly_sales' });
+    await send(bridge, { pipeline_id: 'pl_unknown', pipeline_name: 'ad_hoc' });
+    // Airflow is unreachable with max_attempts 1: the job ends dead with the reason.
+    await expect.poll(async () => (await bridge.store.jobCounts()).dead, { timeout: 10_000 }).toBe(1);
+    const page = await newPage();
+    await signIn(page, url, TOKEN);
+    const rows = page.locator('main table tbody tr');
+    await expect.poll(() => rows.count()).toBe(2);
+    expect(await rows.nth(0).textContent()).toContain('unrouted');
+    expect(await rows.nth(1).textContent()).toMatch(/routed.*sales-to-dbt/);
+    expect(page.url()).not.toContain(TOKEN);
+    await screenshot(page, 'events');
+
+    await page.getByLabel('Outcome').selectOption('unrouted');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.nth(0).textContent()).toContain('pl_unknown');
+
+    await page.getByLabel('Outcome').selectOption('');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect.poll(() => rows.count()).toBe(2);
+    await page.locator(`a[href="#/events/${routed}"]`).click();
+    const job = page.getByRole('region', { name: 'Job for route sales-to-dbt' });
+    await expect.poll(() => job.textContent()).toContain('dead');
+    expect(await job.textContent()).toMatch(/Attempts \(1\).*1.*dead/s);
+    // "Why not": the other route, with the field that failed and its value.
+    await expect.poll(() => page.locator('main').textContent()).toMatch(/marketing.*no.*pipeline_id/s);
+    expect(await page.getByLabel('Event body').textContent()).toContain('"pipeline_id": "pl_sales"');
+    await screenshot(page, 'event-detail');
+  });
+
+  it('renders what senders wrote as text, never as markup', async () => {
+    const { bridge, url } = await startBridge();
+    const id = await send(bridge, { pipeline_id: 'pl_<img src=x onerror="window.__pwned=1">', pipeline_name: '<script>window.__pwned=2</script>' });
+    const page = await newPage();
+    await signIn(page, url, TOKEN);
+    await page.goto(`${url}/console/#/events/${id}`);
+    await expect.poll(() => page.locator('main').textContent()).toContain('pl_<img src=x onerror="window.__pwned=1">');
+    expect(await page.locator('main img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  });
+
+  it('draws the orchestration graph with the cycle in red, what bounds it, and every route', async () => {
+    const { url } = await startBridge();
+    const page = await newPage();
+    await signIn(page, url, TOKEN);
+    await page.getByRole('link', { name: 'Graph' }).click();
+    const svg = page.locator('.graph svg');
+    await svg.waitFor();
+    const stroke = (selector: string) => page.locator(selector).first().evaluate((el) => getComputedStyle(el).stroke);
+    const red = 'rgb(198, 40, 40)';
+    expect(await stroke('g.edge[data-from="planasonix:pl_sales"][data-to="airflow:dbt_sales_models"] path')).toBe(red);
+    expect(await stroke('g.edge[data-from="airflow:dbt_sales_models"][data-to="planasonix:pl_sales"] path')).toBe(red);
+    expect(await stroke('g.edge[data-to="airflow:refresh_ads"] path')).not.toBe(red);
+    expect(await stroke('g.node[data-id="planasonix:pl_sales"] rect')).toBe(red);
+    expect(await page.locator('g.node[data-id="match:marketing"]').textContent()).toMatch(/route pattern.*type=run\.succeeded pipeline_id=pl_marketing/);
+    const cycle = page.locator('ul.cycles li');
+    expect(await cycle.count()).toBe(1);
+    expect(await cycle.textContent()).toMatch(/pl_sales --route sales-to-dbt--> dbt_sales_models --edge--> pl_sales.*allow_cycle on sales-to-dbt: bounded by lineage \(max_depth 4\) and the breaker \(10 triggers per 600s/s);
+    expect(await cycle.evaluate((el) => getComputedStyle(el).color)).toBe(red);
+    await screenshot(page, 'graph');
+  });
+
+  it('shows Airflow health, queue depths and throughput; a token revoked mid-session signs out', async () => {
+    const { bridge, url } = await startBridge();
+    await send(bridge, { pipeline_id: 'pl_sales' });
+    await expect.poll(async () => (await bridge.store.jobCounts()).dead, { timeout: 10_000 }).toBe(1);
+    const page = await newPage();
+    await signIn(page, url, TOKEN);
+    await page.getByRole('link', { name: 'Health' }).click();
+    const instance = page.getByRole('region', { name: 'Airflow instance default' });
+    await expect.poll(() => instance.textContent()).toMatch(/Reachable\s*no/);
+    expect(await page.getByRole('region', { name: 'dead jobs' }).textContent()).toContain('1');
+    expect(await page.getByRole('heading', { level: 3, name: /Last 16 minutes: 1 events received, 0 triggers accepted|Last 15 minutes: 1 events received, 0 triggers accepted/ }).count()).toBe(1);
+    await screenshot(page, 'health');
+    await page.evaluate(() => sessionStorage.setItem('bridge-admin-token', 'revoked'));
+    await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 10_000 }).toContain('Signed out: 401');
+    expect(await page.locator('.card').count()).toBe(0);
+  });
+});
