@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { createBridge, type Bridge } from '../../src/service.js';
 import { configFrom, SECRET, tempDir } from '../helpers/app.js';
-import { launchBrowser, screenshot, signIn } from '../helpers/browser.js';
+import { computedStyle, launchBrowser, screenshot, signIn } from '../helpers/browser.js';
 import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
 
 const TOKEN = 'console-admin-token-0123456789';
@@ -91,7 +91,7 @@ describe('console', () => {
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('401 unauthorized');
     expect(await page.locator('table').count()).toBe(0);
     expect(await page.locator('nav').isHidden()).toBe(true);
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate('sessionStorage.length')).toBe(0);
     await screenshot(page, 'login-wrong-token');
   });
 
@@ -146,7 +146,7 @@ describe('console', () => {
     await page.getByRole('link', { name: 'Graph' }).click();
     const svg = page.locator('.graph svg');
     await svg.waitFor();
-    const stroke = (selector: string) => page.locator(selector).first().evaluate((el) => getComputedStyle(el).stroke);
+    const stroke = (selector: string) => computedStyle(page.locator(selector), 'stroke');
     const red = 'rgb(198, 40, 40)';
     expect(await stroke('g.edge[data-from="planasonix:pl_sales"][data-to="airflow:dbt_sales_models"] path')).toBe(red);
     expect(await stroke('g.edge[data-from="airflow:dbt_sales_models"][data-to="planasonix:pl_sales"] path')).toBe(red);
@@ -156,7 +156,7 @@ describe('console', () => {
     const cycle = page.locator('ul.cycles li');
     expect(await cycle.count()).toBe(1);
     expect(await cycle.textContent()).toMatch(/pl_sales --route sales-to-dbt--> dbt_sales_models --edge--> pl_sales.*allow_cycle on sales-to-dbt: bounded by lineage \(max_depth 4\) and the breaker \(10 triggers per 600s/s);
-    expect(await cycle.evaluate((el) => getComputedStyle(el).color)).toBe(red);
+    expect(await computedStyle(cycle, 'color')).toBe(red);
     await screenshot(page, 'graph');
   });
 
@@ -172,7 +172,7 @@ describe('console', () => {
     expect(await page.getByRole('region', { name: 'dead jobs' }).textContent()).toContain('1');
     expect(await page.getByRole('heading', { level: 3, name: /Last 16 minutes: 1 events received, 0 triggers accepted|Last 15 minutes: 1 events received, 0 triggers accepted/ }).count()).toBe(1);
     await screenshot(page, 'health');
-    await page.evaluate(() => sessionStorage.setItem('bridge-admin-token', 'revoked'));
+    await page.evaluate("sessionStorage.setItem('bridge-admin-token', 'revoked')");
     await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 10_000 }).toContain('Signed out: 401');
     expect(await page.locator('.card').count()).toBe(0);
   });

@@ -2,7 +2,7 @@
 // test tool's own browser download cannot reach its servers from here).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** Screenshots land here; CI keeps the folder as its artifacts. */
@@ -29,4 +29,10 @@ export async function signIn(page: Page, url: string, token: string): Promise<vo
   await page.goto(`${url}/console/`);
   await page.getByLabel('Admin token').fill(token);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** A computed CSS property of the first element (the tests type-check without the DOM library). */
+export function computedStyle(locator: Locator, property: string): Promise<string> {
+  type Window = { getComputedStyle(el: unknown): Record<string, string> };
+  return locator.first().evaluate((el, p) => (globalThis as unknown as Window).getComputedStyle(el)[p]!, property);
 }
