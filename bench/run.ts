@@ -1,5 +1,6 @@
 // `npm run bench`: ingest and dispatch benchmarks with their baselines in the same run,
-// printed as tables (ratios, because this 2-core machine is noisy).
+// printed as tables (ratios, because this 2-core machine is noisy), then end to end on a real
+// Airflow 3 (bench/e2e-airflow.ts). Flags: --no-postgres, --no-airflow, --only-airflow.
 import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -15,6 +16,8 @@ import { planEvent } from '../src/guard/plan.js';
 import { createLogger } from '../src/log/logger.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { spawnListening } from '../test/helpers/process.js';
+import { benchEndToEnd } from './e2e-airflow.js';
+import { printTable } from './table.js';
 
 const root = resolve(import.meta.dirname, '..');
 const SECRET = `whsec_${Buffer.from('benchmark secret, not for use!!').toString('base64')}`;
@@ -100,10 +103,11 @@ async function load(urls: string[], requests: ReturnType<typeof corpus>, opts: {
 }
 
 function table(title: string, rows: Row[]) {
-  process.stdout.write(`\n### ${title}\n\n| run | req/s | p50 ms | p99 ms | max ms | errors | peak RSS MB | × baseline |\n|---|---:|---:|---:|---:|---:|---:|---:|\n`);
-  for (const r of rows) {
-    process.stdout.write(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.max} | ${r.errors} | ${r.rssMb?.toFixed(0) ?? '—'} | ${r.ratio?.toFixed(2) ?? '—'} |\n`);
-  }
+  printTable(
+    title,
+    ['run', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'peak RSS MB', '× baseline'],
+    rows.map((r) => [r.name, r.rps.toFixed(0), r.p50, r.p99, r.max, r.errors, r.rssMb?.toFixed(0) ?? '—', r.ratio?.toFixed(2) ?? '—']),
+  );
 }
 
 async function ingestRun(name: string, cmd: string[], requests: ReturnType<typeof corpus>, opts: { rate?: number } = {}, baseline?: number): Promise<Row> {
@@ -136,6 +140,11 @@ const cli = [join(root, 'dist/cli/main.js'), 'serve', '--config'];
 const baselineCmd = ['--import', 'tsx', join(root, 'bench/baseline-server.ts')];
 const big = Math.max(40_000, DURATION * 6_000);
 process.stdout.write(`planasonix-airflow-bridge benchmarks — ${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, ${DURATION}s per run, ${CONNECTIONS} connections\n`);
+
+if (args.has('--only-airflow')) {
+  await benchEndToEnd();
+  process.exit(0);
+}
 
 const base = await ingestRun('baseline: node:http + HMAC, 204, no store', baselineCmd, corpus(big, 'b'));
 base.ratio = 1;
@@ -203,4 +212,8 @@ routes: ${ONE_ROUTE}`, {});
   await store.close();
 }
 sink.close();
+
+// --- end to end on a real Airflow 3 ------------------------------------------------------------
+
+if (!args.has('--no-airflow')) await benchEndToEnd();
 process.exit(0);
