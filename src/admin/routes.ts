@@ -25,8 +25,8 @@ export interface AdminDeps {
   airflowHealth?: () => Promise<Record<string, unknown>>;
 }
 
-/** How far back GET /v1/status reports throughput. */
-const ACTIVITY_MS = 15 * 60_000;
+/** How far back GET /v1/status reports throughput: 15 minutes, the current one included. */
+const ACTIVITY_MS = 14 * 60_000;
 
 const limit = z.coerce.number().int().min(1).max(500).default(50);
 const cursor = z.string().regex(/^\d+$/, 'not a cursor from a previous page').optional();

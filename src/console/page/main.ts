@@ -53,6 +53,7 @@ async function route(): Promise<void> {
     else a.removeAttribute('aria-current');
   }
   stopPolling();
+  announce('');
   if (view === 'events' && id) return showEventDetail(id);
   if (view === 'dead') return showDeadLetters();
   if (view === 'graph') return showGraph();
