@@ -4,6 +4,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import axe from 'axe-core';
 import request from 'supertest';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +23,7 @@ sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-
 airflow: { default: { url: "http://127.0.0.1:9", auth: { type: none }, timeout: 0.5s, retry: { max_attempts: 1 } } }
 loop_guard:
   max_depth: 4
-  breaker: { max_triggers: 10, window: 10m }
+  breaker: { max_triggers: 1, window: 10m }
   edges: [ { from: { dag_id: dbt_sales_models }, to: { pipeline_id: pl_sales } } ]
 routes:
   - { name: sales-to-dbt, match: { pipeline_id: pl_sales }, trigger: { dag_id: dbt_sales_models }, allow_cycle: true }
@@ -42,12 +43,12 @@ afterEach(async () => {
   cleanups = [];
 });
 
-async function startBridge(adminTokens = [TOKEN]): Promise<{ bridge: Bridge; url: string }> {
+async function startBridge(adminTokens = [TOKEN], dispatch = true): Promise<{ bridge: Bridge; url: string }> {
   const temp = tempDir();
   const created = await createBridge(configFrom(config(temp.dir)), createLogger('silent'), { adminTokens });
   if (!created.ok) throw new Error(JSON.stringify(created.problems));
   const { bridge } = created;
-  bridge.dispatcher.start();
+  if (dispatch) bridge.dispatcher.start();
   const server = await new Promise<Server>((resolve) => {
     const s = bridge.app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -139,8 +140,11 @@ describe('console', () => {
     expect(await page.evaluate('window.__pwned')).toBeUndefined();
   });
 
-  it('draws the orchestration graph with the cycle in red, what bounds it, and every route', async () => {
-    const { url } = await startBridge();
+  it('draws the orchestration graph with the cycle in red, what bounds it, every route, and an open breaker', async () => {
+    // Not dispatching: the first job stays pending (a dead one would not count toward the breaker).
+    const { bridge, url } = await startBridge([TOKEN], false);
+    await send(bridge, { pipeline_id: 'pl_sales' });
+    await send(bridge, { pipeline_id: 'pl_sales' }); // the second trigger of the pair opens the breaker (max 1)
     const page = await newPage();
     await signIn(page, url, TOKEN);
     await page.getByRole('link', { name: 'Graph' }).click();
@@ -148,16 +152,46 @@ describe('console', () => {
     await svg.waitFor();
     const stroke = (selector: string) => computedStyle(page.locator(selector), 'stroke');
     const red = 'rgb(198, 40, 40)';
-    expect(await stroke('g.edge[data-from="planasonix:pl_sales"][data-to="airflow:dbt_sales_models"] path')).toBe(red);
+    const amber = 'rgb(160, 90, 0)';
+    const breaker = page.locator('g.edge[data-from="planasonix:pl_sales"][data-to="airflow:dbt_sales_models"]');
+    expect(await stroke('g.edge[data-from="planasonix:pl_sales"][data-to="airflow:dbt_sales_models"] path')).toBe(amber);
+    expect(await breaker.locator('title').textContent()).toMatch(/on a cycle\nbreaker open until/);
     expect(await stroke('g.edge[data-from="airflow:dbt_sales_models"][data-to="planasonix:pl_sales"] path')).toBe(red);
     expect(await stroke('g.edge[data-to="airflow:refresh_ads"] path')).not.toBe(red);
     expect(await stroke('g.node[data-id="planasonix:pl_sales"] rect')).toBe(red);
     expect(await page.locator('g.node[data-id="match:marketing"]').textContent()).toMatch(/route pattern.*type=run\.succeeded pipeline_id=pl_marketing/);
     const cycle = page.locator('ul.cycles li');
     expect(await cycle.count()).toBe(1);
-    expect(await cycle.textContent()).toMatch(/pl_sales --route sales-to-dbt--> dbt_sales_models --edge--> pl_sales.*allow_cycle on sales-to-dbt: bounded by lineage \(max_depth 4\) and the breaker \(10 triggers per 600s/s);
+    expect(await cycle.textContent()).toMatch(/pl_sales --route sales-to-dbt--> dbt_sales_models --edge--> pl_sales.*allow_cycle on sales-to-dbt: bounded by lineage \(max_depth 4\) and the breaker \(1 triggers per 600s/s);
     expect(await computedStyle(cycle, 'color')).toBe(red);
     await screenshot(page, 'graph');
+
+    await page.getByRole('link', { name: 'Dead letters & blocked' }).click();
+    const blocked = page.locator('main table', { has: page.getByText('Blocked jobs (1)') });
+    await expect.poll(() => blocked.locator('tbody tr').textContent()).toMatch(/sales-to-dbt → dbt_sales_models.*blocked.*breaker_open/s);
+  });
+
+  it('has no serious accessibility violations in any view (axe-core, WCAG 2 A/AA)', async () => {
+    const { bridge, url } = await startBridge();
+    const id = await send(bridge, { pipeline_id: 'pl_sales' });
+    await expect.poll(async () => (await bridge.store.jobCounts()).dead, { timeout: 10_000 }).toBe(1);
+    // axe is injected as a script, which the console's own CSP rightly refuses.
+    const context = await browser.newContext({ bypassCSP: true });
+    cleanups.push(() => context.close());
+    const page = await context.newPage();
+    const audit = async (view: string, ready: string) => {
+      await page.goto(`${url}/console/#/${view}`);
+      await page.locator(ready).first().waitFor();
+      await page.addScriptTag({ content: axe.source });
+      const found: { id: string; impact: string; nodes: { target: string[] }[] }[] = await page.evaluate("axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa'] }).then((r) => r.violations)");
+      return found.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${view}: ${v.id} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    };
+    const problems = [...(await audit('events', 'form.login'))];
+    await page.getByLabel('Admin token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('main table').waitFor();
+    problems.push(...(await audit('events', 'main table')), ...(await audit(`events/${id}`, 'main section.card')), ...(await audit('dead', 'main table')), ...(await audit('graph', '.graph svg')), ...(await audit('health', '.card')));
+    expect(problems).toEqual([]);
   });
 
   it('shows Airflow health, queue depths and throughput; a token revoked mid-session signs out', async () => {

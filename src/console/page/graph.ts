@@ -47,7 +47,7 @@ function draw(view: GraphView): SVGSVGElement {
   g.setGraph({ rankdir: 'LR', nodesep: 28, ranksep: 90, edgesep: 16, marginx: 16, marginy: 16 });
   for (const n of view.nodes) g.setNode(n.id, { label: n.label, width: Math.max(120, Math.min(360, n.label.length * 7.2 + 28)), height: NODE_H } as NodeLabel);
   view.edges.forEach((e, i) => {
-    const label = e.kind === 'route' ? (e.route ?? '') : e.kind;
+    const label = `${e.kind === 'route' ? (e.route ?? '') : e.kind}${e.breaker_open_until ? ' (breaker open)' : ''}`;
     g.setEdge(e.from, e.to, { label, width: label.length * 6.2, height: 14, labelpos: 'c' } as EdgeLabel, String(i));
   });
   layout(g);
@@ -73,7 +73,7 @@ function draw(view: GraphView): SVGSVGElement {
         { class: classes, 'data-from': e.from, 'data-to': e.to },
         s('title', {}, tip),
         s('path', { d, 'marker-end': `url(#${e.breaker_open_until ? 'arrow-breaker' : e.cycle ? 'arrow-cycle' : 'arrow'})` }),
-        laid.x !== undefined && laid.y !== undefined ? s('text', { x: laid.x, y: laid.y + 4, 'text-anchor': 'middle' }, e.breaker_open_until ? `⛔ ${laid.label ?? ''}` : (laid.label ?? '')) : null,
+        laid.x !== undefined && laid.y !== undefined ? s('text', { x: laid.x, y: laid.y + 4, 'text-anchor': 'middle' }, laid.label ?? '') : null,
       ),
     );
   });
