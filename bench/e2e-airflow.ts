@@ -264,8 +264,8 @@ routes: [ { name: ${ROUTE}, match: { type: run.succeeded }, trigger: { dag_id: $
         return undefined;
       }
       const a = attempts[0]!;
-      const startedAt = typeof a.startedAt === 'number' ? a.startedAt : Date.parse(a.started_at ?? '');
-      const post = typeof a.durationMs === 'number' ? a.durationMs : Number(a.duration_ms);
+      const startedAt = Date.parse(a.started_at ?? '');
+      const post = Number(a.duration_ms);
       if (!Number.isFinite(startedAt) || !Number.isFinite(post)) throw new Error(`webhook ${i}: no start/duration in the attempt ${JSON.stringify(a)}`);
 
       // Baseline: the same trigger, straight from here to Airflow.

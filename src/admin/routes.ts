@@ -9,7 +9,7 @@ import { planEvent } from '../guard/plan.js';
 import { graphView } from '../guard/view.js';
 import { sendProblem } from '../ingress/problems.js';
 import type { ConfigProblem } from '../config/load.js';
-import type { Job, Store, StoredEvent } from '../store/types.js';
+import type { Attempt, Job, Store, StoredEvent } from '../store/types.js';
 import type { AdminAuth } from './auth.js';
 
 export interface AdminDeps {
@@ -74,7 +74,7 @@ export function adminRouter(deps: AdminDeps): Router {
     const event = await deps.store.getEvent(req.params.id!);
     if (!event) return sendProblem(res, 'not_found', `no event ${req.params.id}`);
     const jobs = await deps.store.jobsOfEvent(event.id);
-    const withAttempts = await Promise.all(jobs.map(async (j) => ({ ...jobView(j), attempts: await deps.store.attemptsOfJob(j.id) })));
+    const withAttempts = await Promise.all(jobs.map(async (j) => ({ ...jobView(j), attempts: (await deps.store.attemptsOfJob(j.id)).map(attemptView) })));
     res.json({ ...eventSummary(event), headers: event.headers, body: bodyOf(event), routing: event.routing, jobs: withAttempts });
   });
 
@@ -221,4 +221,8 @@ function jobView(j: Job) {
     updated_at: iso(j.updatedAt),
     done_at: iso(j.doneAt),
   };
+}
+
+function attemptView(a: Attempt) {
+  return { n: a.n, started_at: iso(a.startedAt), duration_ms: a.durationMs, http_status: a.httpStatus, outcome: a.outcome, detail: a.detail, next_retry_at: iso(a.nextRetryAt) };
 }

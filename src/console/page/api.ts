@@ -48,12 +48,12 @@ export interface EventSummary {
 
 export interface Attempt {
   n: number;
-  startedAt: number;
-  durationMs: number;
-  httpStatus: number | null;
+  started_at: string;
+  duration_ms: number;
+  http_status: number | null;
   outcome: string;
   detail: string;
-  nextRetryAt: number | null;
+  next_retry_at: string | null;
 }
 
 export interface Job {

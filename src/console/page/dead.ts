@@ -60,7 +60,7 @@ async function replay(job: Job, button: HTMLButtonElement, cell: HTMLTableCellEl
       const last = now.attempts.at(-1);
       // Airflow's whole answer is on the event page; the line says what happened.
       const detail = now.state === 'done' ? `Airflow run ${now.dag_run_id ?? ''} is ${now.airflow_state ?? 'accepted'}` : (last?.detail ?? now.last_error ?? '').slice(0, 200);
-      return announce(`Replay of ${job.route} → ${job.dag_id}: ${now.state} (HTTP ${last?.httpStatus ?? '—'}; ${detail})`, now.state !== 'done');
+      return announce(`Replay of ${job.route} → ${job.dag_id}: ${now.state} (HTTP ${last?.http_status ?? '—'}; ${detail})`, now.state !== 'done');
     }
   }
 }

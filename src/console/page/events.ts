@@ -127,7 +127,7 @@ function jobSection(j: EventDetail['jobs'][number]): HTMLElement {
     table(
       `Attempts (${j.attempts.length})`,
       ['#', 'Started', 'Took', 'HTTP', 'Outcome', 'Airflow’s answer', 'Next retry'],
-      j.attempts.map((a) => [a.n, time(new Date(a.startedAt).toISOString()), `${a.durationMs} ms`, a.httpStatus ?? '—', a.outcome, h('span', { class: 'mono', text: a.detail }), a.nextRetryAt ? time(new Date(a.nextRetryAt).toISOString()) : '—']),
+      j.attempts.map((a) => [a.n, time(a.started_at), `${a.duration_ms} ms`, a.http_status ?? '—', a.outcome, h('span', { class: 'mono', text: a.detail }), time(a.next_retry_at)]),
       'not attempted yet.',
     ),
   );
