@@ -4,6 +4,7 @@ WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
+COPY scripts/build-console.mjs ./scripts/
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 # Runtime stage: only dist/, production node_modules and the example config.

@@ -54,6 +54,11 @@ export function adminRouter(deps: AdminDeps): Router {
       handler: (_req, res) => sendProblem(res, 'rate_limited', 'more than 600 admin requests in 60s; retry after the Retry-After seconds'),
     }),
     deps.auth.middleware,
+    // Event bodies and headers: nothing here belongs in a browser's or a proxy's cache.
+    (_req: Request, res: Response, next: () => void) => {
+      res.setHeader('cache-control', 'no-store');
+      next();
+    },
   );
 
   router.get('/events', async (req, res) => {
@@ -133,12 +138,15 @@ export function adminRouter(deps: AdminDeps): Router {
   router.get('/graph', async (_req, res) => {
     const [learned, breakers] = await Promise.all([deps.store.learnedEdges(), deps.store.openBreakers(deps.clock())]);
     const config = deps.config();
-    res.json({ ...graphView(config, learned, breakers), max_depth: config.loop_guard.max_depth });
+    const view = graphView(config, learned, breakers);
+    res.json({ ...view, breakers: view.breakers.map((b) => ({ key: breakerKey(b.source_pipeline, b.target), ...b })), max_depth: config.loop_guard.max_depth });
   });
 
   router.get('/status', async (_req, res) => {
     const now = deps.clock();
-    const [airflow, queue, activity] = await Promise.all([deps.airflowHealth?.() ?? {}, deps.store.jobCounts(), deps.store.activity(now - ACTIVITY_MS)]);
+    // From the start of a minute, so the oldest bar counts a whole minute like the others.
+    const since = Math.floor((now - ACTIVITY_MS) / 60_000) * 60_000;
+    const [airflow, queue, activity] = await Promise.all([deps.airflowHealth?.() ?? {}, deps.store.jobCounts(), deps.store.activity(since)]);
     res.json({ airflow, queue, activity: activity.map((a) => ({ ...a, minute: iso(a.minute) })) });
   });
 

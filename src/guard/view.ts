@@ -32,10 +32,20 @@ export interface ViewCycle {
   bounded_by: string;
 }
 
+export interface ViewBreaker {
+  source_pipeline: string;
+  target: string;
+  open_until: string;
+  /** Whether an arrow shows it (a rendered asset uri, or a pipeline only a pattern names, has none). */
+  drawn: boolean;
+}
+
 export interface GraphView {
   nodes: ViewNode[];
   edges: ViewEdge[];
   cycles: ViewCycle[];
+  /** Every open breaker, drawn or not. */
+  breakers: ViewBreaker[];
 }
 
 export interface OpenBreaker {
@@ -76,9 +86,11 @@ export function graphView(config: Pick<Config, 'routes' | 'loop_guard'>, learned
     nodes.set(to, nodes.get(to) ?? nodeOf(to));
     edges.push({ from: id, to, kind: 'route', route: route.name, cycle: false });
   }
+  const drawn = new Set(edges.filter((e) => e.breaker_open_until).map((e) => `${e.from.slice('planasonix:'.length)}\n${e.to}`));
   return {
     nodes: [...nodes.values()],
     edges,
+    breakers: breakers.map((b) => ({ source_pipeline: b.sourcePipeline, target: b.target, open_until: new Date(b.openUntil).toISOString(), drawn: drawn.has(`${b.sourcePipeline}\n${b.target}`) })),
     cycles: cycles.map((c) => ({
       path: c.path,
       nodes: c.nodes,

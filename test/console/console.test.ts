@@ -28,6 +28,7 @@ loop_guard:
 routes:
   - { name: sales-to-dbt, match: { pipeline_id: pl_sales }, trigger: { dag_id: dbt_sales_models }, allow_cycle: true }
   - { name: marketing, match: { pipeline_id: pl_marketing, type: run.succeeded }, trigger: { dag_id: refresh_ads } }
+  - { name: inventory-asset, match: { pipeline_name: "inventory_*" }, asset_event: { uri: "planasonix://inventory/{{ data.pipeline_id }}" } }
 `;
 
 let browser: Browser;
@@ -80,8 +81,9 @@ describe('console', () => {
     expect(page.text).toContain('<script type="module" src="app.js">');
     const bundle = (await request(on.bridge.app).get('/console/app.js')).text;
     expect(bundle.length).toBeGreaterThan(10_000); // dagre is bundled, nothing from a CDN
-    expect(bundle).not.toContain(TOKEN);
     expect(bundle).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
+    const api = await request(on.bridge.app).get('/v1/events').set('authorization', `Bearer ${TOKEN}`);
+    expect(api.headers['cache-control']).toBe('no-store');
   });
 
   it('a wrong token shows the error and no data', async () => {
@@ -153,8 +155,10 @@ describe('console', () => {
     const stroke = (selector: string) => computedStyle(page.locator(selector), 'stroke');
     const red = 'rgb(198, 40, 40)';
     const amber = 'rgb(160, 90, 0)';
+    // On a cycle with its breaker open: still red, with the breaker as an amber mark on it.
     const breaker = page.locator('g.edge[data-from="planasonix:pl_sales"][data-to="airflow:dbt_sales_models"]');
-    expect(await stroke('g.edge[data-from="planasonix:pl_sales"][data-to="airflow:dbt_sales_models"] path')).toBe(amber);
+    expect(await stroke('g.edge[data-from="planasonix:pl_sales"][data-to="airflow:dbt_sales_models"] path')).toBe(red);
+    expect(await computedStyle(breaker.locator('circle.breaker-mark'), 'fill')).toBe(amber);
     expect(await breaker.locator('title').textContent()).toMatch(/on a cycle\nbreaker open until/);
     expect(await stroke('g.edge[data-from="airflow:dbt_sales_models"][data-to="planasonix:pl_sales"] path')).toBe(red);
     expect(await stroke('g.edge[data-to="airflow:refresh_ads"] path')).not.toBe(red);
@@ -166,9 +170,86 @@ describe('console', () => {
     expect(await computedStyle(cycle, 'color')).toBe(red);
     await screenshot(page, 'graph');
 
+    const breakers = page.locator('main table', { has: page.getByText('Loop-guard breakers now refusing triggers') });
+    expect(await breakers.locator('tbody tr').textContent()).toMatch(/pl_sales.*airflow:dbt_sales_models.*amber mark on its arrow/s);
+    await breakers.getByRole('button', { name: 'Reset the breaker from pl_sales to airflow:dbt_sales_models' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Breaker pl_sales → airflow:dbt_sales_models reset');
+    expect(await page.locator('main').textContent()).toContain('Open breakers (0)');
+    expect(await bridge.store.openBreakers(Date.now())).toEqual([]);
+
     await page.getByRole('link', { name: 'Dead letters & blocked' }).click();
     const blocked = page.locator('main table', { has: page.getByText('Blocked jobs (1)') });
     await expect.poll(() => blocked.locator('tbody tr').textContent()).toMatch(/sales-to-dbt → dbt_sales_models.*blocked.*breaker_open/s);
+  });
+
+  it('draws assets and learned edges; a cycle closed by a learned edge is red and says the next config load refuses it', async () => {
+    const { bridge, url } = await startBridge([TOKEN], false);
+    // refresh_ads started this pipeline run: the bridge learns refresh_ads → pl_marketing.
+    await send(bridge, { pipeline_id: 'pl_marketing', trigger: { type: 'integration', correlation: { dag_id: 'refresh_ads' } } });
+    await send(bridge, { pipeline_id: 'pl_inv', pipeline_name: 'inventory_daily' });
+    const page = await newPage();
+    await signIn(page, url, TOKEN);
+    await page.getByRole('link', { name: 'Graph' }).click();
+    await page.locator('.graph svg').waitFor();
+    const red = 'rgb(198, 40, 40)';
+    expect(await computedStyle(page.locator('g.edge.learned[data-from="airflow:refresh_ads"][data-to="planasonix:pl_marketing"] path'), 'stroke')).toBe(red);
+    expect(await computedStyle(page.locator('g.edge.learned path'), 'stroke-dasharray')).not.toBe('none');
+    expect(await page.locator('g.node.asset').textContent()).toContain('planasonix://inventory/{{ data.pipeline_id }}');
+    expect(await page.locator('ul.cycles').textContent()).toMatch(/pl_marketing --route marketing--> refresh_ads --learned--> pl_marketing.*not allowed by route\(s\) marketing/s);
+  });
+
+  it('keeps the view the operator chose: slow answers for a view left behind are dropped, the skip link stays on the page', async () => {
+    const { url } = await startBridge();
+    const page = await newPage();
+    await signIn(page, url, TOKEN);
+    await page.locator('main table, main p.muted').first().waitFor();
+    await page.route('**/v1/graph', async (route) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      await route.continue();
+    });
+    await page.getByRole('link', { name: 'Graph' }).click();
+    await page.getByRole('link', { name: 'Dead letters & blocked' }).click();
+    await page.getByRole('heading', { level: 2, name: 'Dead letters & blocked jobs' }).waitFor();
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await page.getByRole('heading', { level: 2 }).textContent()).toBe('Dead letters & blocked jobs');
+    expect(await page.locator('.graph svg').count()).toBe(0);
+
+    await page.keyboard.press('Tab'); // the skip link is the page's first stop
+    expect(await page.evaluate('document.activeElement.textContent')).toBe('Skip to content');
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate('document.activeElement.id')).toBe('main');
+    expect(await page.getByRole('heading', { level: 2 }).textContent()).toBe('Dead letters & blocked jobs');
+  });
+
+  it('filters by type, pipeline and a time given in the operator\'s own time zone', async () => {
+    const { bridge, url } = await startBridge([TOKEN], false);
+    await send(bridge, { pipeline_id: 'pl_sales' });
+    await send(bridge, { pipeline_id: 'pl_other' }, 'run.failed');
+    const context = await browser.newContext({ timezoneId: 'America/New_York' });
+    cleanups.push(() => context.close());
+    const page = await context.newPage();
+    await signIn(page, url, TOKEN);
+    const rows = page.locator('main table tbody tr');
+    await expect.poll(() => rows.count()).toBe(2);
+    const apply = async (label: string, value: string) => {
+      await page.getByLabel(label).fill(value);
+      await page.getByRole('button', { name: 'Apply' }).click();
+    };
+    await apply('Type', 'run.failed');
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.textContent()).toContain('pl_other');
+    await apply('Type', '');
+    await apply('Pipeline id', 'pl_sales');
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.textContent()).toContain('pl_sales');
+    await apply('Pipeline id', '');
+    // New York wall-clock time: a minute ago shows both events, a minute ahead shows none.
+    const local = (ms: number) => new Date(ms).toLocaleString('sv-SE', { timeZone: 'America/New_York' }).replace(' ', 'T');
+    await apply('Received since (your local time)', local(Date.now() - 60_000));
+    await expect.poll(() => rows.count()).toBe(2);
+    expect(await rows.first().textContent()).toMatch(/E[SD]T/);
+    await apply('Received since (your local time)', local(Date.now() + 60_000));
+    await expect.poll(() => page.locator('main').textContent()).toContain('no events match these filters');
   });
 
   it('has no serious accessibility violations in any view (axe-core, WCAG 2 A/AA)', async () => {
@@ -209,5 +290,27 @@ describe('console', () => {
     await page.evaluate("sessionStorage.setItem('bridge-admin-token', 'revoked')");
     await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 10_000 }).toContain('Signed out: 401');
     expect(await page.locator('.card').count()).toBe(0);
+    // Signed out, nothing keeps asking: no refresh runs behind the login form.
+    const asked: string[] = [];
+    page.on('request', (r) => asked.push(r.url()));
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(asked).toEqual([]);
+  });
+
+  it('a token revoked while a view loads shows the login, not a broken page', async () => {
+    const { url } = await startBridge();
+    const page = await newPage();
+    await signIn(page, url, TOKEN);
+    await page.locator('nav').waitFor();
+    for (const view of ['Graph', 'Dead letters & blocked']) {
+      await page.evaluate("sessionStorage.setItem('bridge-admin-token', 'revoked')");
+      await page.goto(`${url}/console/#/${view === 'Graph' ? 'graph' : 'dead'}`);
+      await page.getByRole('alert').waitFor();
+      expect(await page.getByRole('alert').textContent()).toContain('Signed out: 401');
+      expect(await page.getByLabel('Admin token').isVisible()).toBe(true);
+      await page.getByLabel('Admin token').fill(TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { level: 2, name: view === 'Graph' ? 'Orchestration graph' : 'Dead letters & blocked jobs' }).waitFor();
+    }
   });
 });

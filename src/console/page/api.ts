@@ -88,6 +88,7 @@ export interface GraphView {
   nodes: { id: string; kind: 'pipeline' | 'dag' | 'asset' | 'match'; label: string }[];
   edges: { from: string; to: string; kind: 'route' | 'edge' | 'learned'; route?: string; assumption?: string; cycle: boolean; breaker_open_until?: string }[];
   cycles: { path: string; nodes: string[]; bounded_by: string }[];
+  breakers: { key: string; source_pipeline: string; target: string; open_until: string; drawn: boolean }[];
   max_depth: number;
 }
 

@@ -43,4 +43,6 @@ export function table(caption: string, headers: string[], rows: Child[][], empty
   );
 }
 
-export const time = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' }) : '—');
+/** In the operator's time zone, named, so a time read off the page can be compared with logs. */
+export const time = (iso: string | null | undefined) =>
+  iso ? new Date(iso).toLocaleString(undefined, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' }) : '—';

@@ -1,7 +1,7 @@
 // Events, newest first, with filters; one event with its body, jobs, attempts and "why not".
 import { api, type EventDetail, type EventSummary, type Explanation } from './api.js';
 import { badge, h, table, time } from './dom.js';
-import { failure, render } from './shell.js';
+import { failure, type View } from './shell.js';
 
 interface Filters {
   status: string;
@@ -11,17 +11,25 @@ interface Filters {
 }
 let filters: Filters = { status: '', type: '', pipeline_id: '', since: '' };
 
-export async function showEvents(): Promise<void> {
+export async function showEvents(view: View): Promise<void> {
   const rows = h('div');
   const more = h('button', { type: 'button', class: 'secondary', text: 'Load older events', hidden: true });
   let cursor: string | null = null;
   let shown: EventSummary[] = [];
+  // Only the latest request's answer is drawn: a page of an older filter, or a second click
+  // on "Load older", must not add its rows.
+  let latest = 0;
 
   const load = async (append: boolean) => {
+    const mine = ++latest;
+    more.disabled = true;
     const q = new URLSearchParams({ limit: '50' });
+    // datetime-local is the browser's local time; Date turns it into the instant it means.
     for (const [k, v] of Object.entries(filters)) if (v) q.set(k, k === 'since' ? new Date(v).toISOString() : v);
     if (append && cursor) q.set('cursor', cursor);
     const page = await api<{ events: EventSummary[]; next_cursor: string | null }>(`/v1/events?${q}`);
+    if (mine !== latest) return;
+    more.disabled = false;
     if (!page.ok) return rows.replaceChildren(failure('events', page.message));
     shown = append ? [...shown, ...page.value.events] : page.value.events;
     cursor = page.value.next_cursor;
@@ -38,7 +46,7 @@ export async function showEvents(): Promise<void> {
           e.matched_routes.length > 0 ? e.matched_routes.join(', ') : h('span', { class: 'muted', text: 'none matched' }),
           h('a', { href: `#/events/${encodeURIComponent(e.id)}`, class: 'mono', text: e.event_id }),
         ]),
-        'no events match these filters.',
+        Object.values(filters).some(Boolean) ? 'no events match these filters.' : 'no events received yet.',
       ),
     );
   };
@@ -55,7 +63,7 @@ export async function showEvents(): Promise<void> {
     field('status', 'Outcome', statusSelect),
     field('type', 'Type', h('input', { placeholder: 'run.succeeded' })),
     field('pipeline_id', 'Pipeline id', h('input', { placeholder: 'pl_…' })),
-    field('since', 'Received since', h('input', { type: 'datetime-local', step: '1' })),
+    field('since', 'Received since (your local time)', h('input', { type: 'datetime-local', step: '1' })),
     h('button', { type: 'submit', text: 'Apply' }),
   );
   form.addEventListener('submit', (e) => {
@@ -65,16 +73,16 @@ export async function showEvents(): Promise<void> {
     void load(false);
   });
   more.addEventListener('click', () => void load(true));
-  render('Events', form, rows, more);
+  view.render('Events', form, rows, more);
   await load(false);
 }
 
-export async function showEventDetail(id: string): Promise<void> {
+export async function showEventDetail(view: View, id: string): Promise<void> {
   const got = await api<EventDetail>(`/v1/events/${encodeURIComponent(id)}`);
-  if (!got.ok) return render('Event', h('p', {}, h('a', { href: '#/events', text: '← All events' })), failure(`event ${id}`, got.message));
+  if (!got.ok) return view.render('Event', h('p', {}, h('a', { href: '#/events', text: '← All events' })), failure(`event ${id}`, got.message));
   const e = got.value;
   const why = h('div', {}, h('p', { class: 'muted', text: 'Asking the bridge…' }));
-  render(
+  view.render(
     `Event ${e.event_id}`,
     h('p', {}, h('a', { href: '#/events', text: '← All events' })),
     h(

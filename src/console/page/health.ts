@@ -1,26 +1,29 @@
-// Airflow instances, queue depths and the last 15 minutes of traffic; refreshed every 5 s.
+// Airflow instances, queue depths and the last 15 minutes of traffic, refreshed every 5 s.
+// A refresh replaces the numbers only: the per-minute table stays open and focus stays put.
 import { api, type Status } from './api.js';
 import { badge, h, table } from './dom.js';
-import { failure, poll, render } from './shell.js';
+import { failure, type View } from './shell.js';
 
-export async function showHealth(): Promise<void> {
-  const body = h('div');
+export async function showHealth(view: View): Promise<void> {
+  const summary = h('div');
+  const minutes = h('div');
+  const details = h('details', {}, h('summary', { text: 'Per minute, as a table' }), minutes);
   const refresh = async () => {
     const got = await api<Status>('/v1/status');
-    body.replaceChildren(got.ok ? view(got.value) : failure('health', got.message));
+    if (!got.ok) return void summary.replaceChildren(failure('health', got.message));
+    summary.replaceChildren(...parts(got.value));
+    minutes.replaceChildren(table('Traffic per minute', ['Minute', 'Received', 'Triggered'], got.value.activity.map((m) => [new Date(m.minute).toLocaleTimeString(), m.received, m.triggered])));
   };
-  render('Health', h('p', { class: 'muted', text: 'Refreshed every 5 seconds while this view is open.' }), body);
   await refresh();
-  poll(refresh, 5000);
+  view.render('Health', h('p', { class: 'muted', text: 'Refreshed every 5 seconds while this view is open.' }), summary, details);
+  view.every(refresh, 5000);
 }
 
-function view(st: Status): HTMLElement {
+function parts(st: Status): HTMLElement[] {
   const minutes = st.activity;
   const peak = Math.max(1, ...minutes.map((m) => Math.max(m.received, m.triggered)));
   const total = (k: 'received' | 'triggered') => minutes.reduce((n, m) => n + m[k], 0);
-  return h(
-    'div',
-    {},
+  return [
     h('h3', { text: 'Airflow' }),
     h(
       'div',
@@ -38,8 +41,7 @@ function view(st: Status): HTMLElement {
       ...minutes.map((m) => h('div', { title: `${new Date(m.minute).toLocaleTimeString()}: ${m.received} received, ${m.triggered} triggered` }, bar('', m.received / peak), bar('triggered', m.triggered / peak))),
     ),
     h('p', { class: 'legend' }, h('span', {}, 'blue: events received'), h('span', {}, 'green: triggers accepted by Airflow')),
-    h('details', {}, h('summary', { text: 'Per minute, as a table' }), table('Traffic per minute', ['Minute', 'Received', 'Triggered'], minutes.map((m) => [new Date(m.minute).toLocaleTimeString(), m.received, m.triggered]))),
-  );
+  ];
 }
 
 /** Heights through the CSSOM: the page's CSP refuses inline style attributes. */

@@ -6,13 +6,16 @@ import { showDeadLetters } from './dead.js';
 import { showEventDetail, showEvents } from './events.js';
 import { showGraph } from './graph.js';
 import { showHealth } from './health.js';
-import { announce, render, stopPolling } from './shell.js';
+import { announce, openView } from './shell.js';
 
 const nav = document.querySelector('nav')!;
 
 function login(message = ''): void {
+  // A new view: whatever was loading or refreshing for the old one is dropped.
+  const view = openView();
   nav.hidden = true;
-  const input = h('input', { id: 'token', type: 'password', autocomplete: 'current-password', required: true, 'aria-describedby': 'login-help' });
+  // Not a password the browser should offer to remember: the token lives in this tab only.
+  const input = h('input', { id: 'token', type: 'password', autocomplete: 'off', required: true, 'aria-describedby': 'login-help' });
   const form = h(
     'form',
     { class: 'login', 'aria-label': 'Sign in' },
@@ -32,7 +35,7 @@ function login(message = ''): void {
     }
     route();
   });
-  render('Sign in', form);
+  view.render('Sign in', form);
   input.focus();
 }
 
@@ -47,19 +50,26 @@ document.getElementById('logout')!.addEventListener('click', () => {
 async function route(): Promise<void> {
   if (!token.get()) return login();
   nav.hidden = false;
-  const [view = 'events', id] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
+  const [name = 'events', id] = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   for (const a of nav.querySelectorAll('a')) {
-    if (a.getAttribute('href') === `#/${view}`) a.setAttribute('aria-current', 'page');
+    if (a.getAttribute('href') === `#/${name}`) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  stopPolling();
   announce('');
-  if (view === 'events' && id) return showEventDetail(id);
-  if (view === 'dead') return showDeadLetters();
-  if (view === 'graph') return showGraph();
-  if (view === 'health') return showHealth();
-  return showEvents();
+  const view = openView();
+  if (name === 'events' && id) return showEventDetail(view, id);
+  if (name === 'dead') return showDeadLetters(view);
+  if (name === 'graph') return showGraph(view);
+  if (name === 'health') return showHealth(view);
+  return showEvents(view);
 }
 
-window.addEventListener('hashchange', () => void route());
+// Views live in "#/…" fragments; any other fragment (the skip link's) is not a navigation.
+window.addEventListener('hashchange', () => {
+  if (location.hash.startsWith('#/') || location.hash === '') void route();
+});
+document.querySelector<HTMLAnchorElement>('a.skip')!.addEventListener('click', (e) => {
+  e.preventDefault();
+  document.getElementById('main')!.focus();
+});
 void route();

@@ -1,4 +1,6 @@
-// The frame every view draws into: the main region, the status line, view polling.
+// The frame every view draws into. Each view gets a View: once the operator has moved on
+// (another view, sign-out, a 401), its late answers and its refreshes are dropped, so a slow
+// request can never paint over the page that replaced it.
 import { h } from './dom.js';
 
 const main = document.getElementById('main')!;
@@ -10,21 +12,39 @@ export function announce(message: string, isError = false): void {
   status.className = isError ? 'error' : '';
 }
 
-/** Replaces the view and moves focus to its heading, so keyboard users land on the content. */
-export function render(title: string, ...content: (Node | null)[]): void {
-  const heading = h('h2', { text: title, tabindex: '-1' });
-  main.replaceChildren(heading, ...content.filter((c): c is Node => c !== null));
-  document.title = `${title} · Bridge console`;
-  heading.focus();
+export interface View {
+  live(): boolean;
+  /** Replaces the page (if still current) and moves focus to its heading. */
+  render(title: string, ...content: (Node | null)[]): void;
+  /** Runs `fn` again `ms` after each run ends, while the view is current and the tab visible. */
+  every(fn: () => Promise<void>, ms: number): void;
 }
 
-let poller: number | undefined;
-/** Re-runs `fn` every `ms` while the view stays on screen (the next view stops it). */
-export function poll(fn: () => Promise<void>, ms: number): void {
-  stopPolling();
-  poller = window.setInterval(() => void fn(), ms);
+let current = 0;
+
+export function openView(): View {
+  const id = ++current;
+  const live = () => id === current;
+  return {
+    live,
+    render(title, ...content) {
+      if (!live()) return;
+      const heading = h('h2', { text: title, tabindex: '-1' });
+      main.replaceChildren(heading, ...content.filter((c): c is Node => c !== null));
+      document.title = `${title} · Bridge console`;
+      heading.focus();
+    },
+    every(fn, ms) {
+      const next = () =>
+        setTimeout(async () => {
+          if (!live()) return;
+          if (!document.hidden) await fn();
+          next();
+        }, ms);
+      next();
+    },
+  };
 }
-export const stopPolling = () => window.clearInterval(poller);
 
 /** An API failure in place of the view's data. */
 export const failure = (what: string, message: string) => h('p', { class: 'error', role: 'alert', text: `Could not load ${what}: ${message}` });
