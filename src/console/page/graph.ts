@@ -92,7 +92,9 @@ function draw(view: GraphView): SVGSVGElement {
     const d = points.map((p, k) => `${k === 0 ? 'M' : 'L'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ');
     const classes = ['edge', e.kind, e.assumption ? 'assumed' : '', e.cycle ? 'cycle' : '', e.breaker_open_until ? 'breaker' : ''].filter(Boolean).join(' ');
     const tip = [`${e.from} → ${e.to}`, e.route ? `route ${e.route}` : `${e.kind} edge`, e.cycle ? 'on a cycle' : '', breakerNote(e), e.assumption ?? ''].filter(Boolean).join('\n');
-    const mid = points[Math.floor(points.length / 2)];
+    // Halfway along the first segment: the middle of the arrow is where its label sits.
+    const [p0, p1] = points;
+    const mark = p0 && p1 ? { x: (p0.x + p1.x) / 2, y: (p0.y + p1.y) / 2 } : undefined;
     svg.append(
       s(
         'g',
@@ -100,7 +102,7 @@ function draw(view: GraphView): SVGSVGElement {
         s('title', {}, tip),
         s('path', { d, 'marker-end': `url(#${e.cycle ? 'arrow-cycle' : e.breaker_open_until ? 'arrow-breaker' : 'arrow'})` }),
         // An open breaker is a mark on the arrow, so a cycle stays red while its breaker holds it.
-        e.breaker_open_until && mid ? s('circle', { class: 'breaker-mark', cx: mid.x, cy: mid.y, r: 7 }) : null,
+        e.breaker_open_until && mark ? s('circle', { class: 'breaker-mark', cx: mark.x.toFixed(1), cy: mark.y.toFixed(1), r: 7 }) : null,
         laid.x !== undefined && laid.y !== undefined ? s('text', { x: laid.x, y: laid.y + 4, 'text-anchor': 'middle' }, laid.label ?? '') : null,
       ),
     );
