@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config/schema.js';
@@ -67,9 +68,9 @@ export function createApp(deps: AppDeps): Express {
         req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({ id: req.id, method: req.method, url: req.url, remote: req.remoteAddress }),
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
       },
-      customProps: (_req, res) => {
+      customProps: ((_req: IncomingMessage, res: ServerResponse) => {
         const l = (res as unknown as { locals?: Record<string, unknown> }).locals ?? {};
-        return {
+        const props = {
           source: l.source,
           delivery_id: l.deliveryId,
           ...(l.deliveryId === undefined && l.deliveryIdUnverified !== undefined ? { delivery_id_unverified: l.deliveryIdUnverified } : {}),
@@ -79,7 +80,11 @@ export function createApp(deps: AppDeps): Express {
           detail: l.detail,
           routes: l.routes,
         };
-      },
+        // pino-http also calls this when the request starts, where nothing is set yet, and
+        // makes a child logger of the answer (all undefined, so it logs nothing): undefined
+        // skips that child, which is a third of the per-request logging cost. Same output.
+        return Object.values(props).some((v) => v !== undefined) ? props : undefined;
+      }) as (req: IncomingMessage, res: ServerResponse) => object,
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
       customSuccessMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
       customErrorMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,

@@ -183,7 +183,9 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     batch.forEach((w, i) => w.resolve(results[i]!));
   };
 
-  const insertWithJobs = db.transaction((e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Omit<Inserted, 'duplicate'> | undefined => {
+  // Runs only inside flush's transaction, which already rolls back the whole batch when any
+  // insert throws; a transaction of its own here was a SAVEPOINT and RELEASE per event, no more.
+  const insertWithJobs = (e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Omit<Inserted, 'duplicate'> | undefined => {
     const id = randomUUID();
     const row = insertEventRow.get(
       id, e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId,
@@ -195,7 +197,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     const now = clock();
     const newLearnedEdge = edge ? learnEdge.get(edge.dagId, edge.pipelineId, edge.pipelineName, now, now)!.events === 1 : false;
     return { id, jobs: outcomes, newLearnedEdge };
-  });
+  };
 
   return {
     insertEvent(e, jobs, policy) {
