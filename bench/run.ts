@@ -148,10 +148,13 @@ if (args.has('--only-airflow')) {
 
 const base = await ingestRun('baseline: node:http + HMAC, 204, no store', baselineCmd, corpus(big, 'b'));
 base.ratio = 1;
-const sqliteNoRoute = await ingestRun('bridge, SQLite, no route matches', [...cli, bridgeConfig(`sqlite:${join(mkdtempSync(join(tmpdir(), 'bench-db-')), 'b.db')}`, NO_ROUTE)], corpus(big, 's0'), {}, base.rps);
-const sqliteRoute = await ingestRun('bridge, SQLite, one route matches, its jobs dispatched', [...cli, bridgeConfig(`sqlite:${join(mkdtempSync(join(tmpdir(), 'bench-db-')), 'b.db')}`, ONE_ROUTE)], corpus(big, 's1'), {}, base.rps);
-const fixed = await ingestRun('bridge, SQLite, one route + dispatch, fixed 1,000 req/s', [...cli, bridgeConfig(`sqlite:${join(mkdtempSync(join(tmpdir(), 'bench-db-')), 'b.db')}`, ONE_ROUTE)], corpus(DURATION * 1_000 + 1_000, 'f'), { rate: 1000 }, base.rps);
-table('Ingest: signed webhooks, unique events (max throughput unless stated)', [base, sqliteNoRoute, sqliteRoute, fixed]);
+const sqliteDb = () => `sqlite:${join(mkdtempSync(join(tmpdir(), 'bench-db-')), 'b.db')}`;
+const sqliteNoRoute = await ingestRun('bridge, SQLite, no route matches', [...cli, bridgeConfig(sqliteDb(), NO_ROUTE)], corpus(big, 's0'), {}, base.rps);
+const sqliteRoute = await ingestRun('bridge, SQLite, one route matches, its jobs dispatched', [...cli, bridgeConfig(sqliteDb(), ONE_ROUTE)], corpus(big, 's1'), {}, base.rps);
+// The p99 target is stated at 1,000 req/s: measured without and with a route being dispatched.
+const fixedNoRoute = await ingestRun('bridge, SQLite, no route matches, fixed 1,000 req/s', [...cli, bridgeConfig(sqliteDb(), NO_ROUTE)], corpus(DURATION * 1_000 + 1_000, 'f0'), { rate: 1000 }, base.rps);
+const fixed = await ingestRun('bridge, SQLite, one route + dispatch, fixed 1,000 req/s', [...cli, bridgeConfig(sqliteDb(), ONE_ROUTE)], corpus(DURATION * 1_000 + 1_000, 'f'), { rate: 1000 }, base.rps);
+table('Ingest: signed webhooks, unique events (max throughput unless stated)', [base, sqliteNoRoute, sqliteRoute, fixedNoRoute, fixed]);
 
 // --- ingest (PostgreSQL, 1 and 2 replicas) ----------------------------------------------------
 
