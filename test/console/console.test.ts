@@ -131,6 +131,26 @@ describe('console', () => {
     await screenshot(page, 'event-detail');
   });
 
+  it('redrives an event against routes added since it arrived, from its page', async () => {
+    const { bridge, url } = await startBridge([TOKEN], false);
+    const id = await send(bridge, { pipeline_id: 'pl_finance' });
+    const page = await newPage();
+    await signIn(page, url, TOKEN);
+    await page.goto(`${url}/console/#/events/${id}`);
+    await expect.poll(() => page.locator('main').textContent()).toContain('0 trigger(s) if it arrived now');
+    expect(await page.getByRole('button', { name: /Redrive/ }).count()).toBe(0);
+    // The operator adds a route for this pipeline and reloads.
+    const reloaded = await bridge.reload(configFrom(`${config(tempDir().dir).replace(/store: .*\n/, `store: { url: "${bridge.live().config.store.url}" }\n`)}  - { name: finance, match: { pipeline_id: pl_finance }, trigger: { dag_id: close_books } }\n`));
+    expect(reloaded).toMatchObject({ ok: true });
+    await page.reload();
+    const redrive = page.getByRole('button', { name: 'Redrive: create jobs for finance' });
+    await redrive.click();
+    await expect.poll(() => page.getByRole('status').textContent()).toBe('Redrive created 1 job(s): finance (pending)');
+    expect(await page.getByRole('region', { name: 'Job for route finance' }).textContent()).toMatch(/finance → close_books.*pending/s);
+    expect(await page.getByRole('button', { name: /Redrive/ }).count()).toBe(0);
+    expect((await bridge.store.jobsOfEvent(id)).map((j) => j.route)).toEqual(['finance']);
+  });
+
   it('renders what senders wrote as text, never as markup', async () => {
     const { bridge, url } = await startBridge();
     const id = await send(bridge, { pipeline_id: 'pl_<img src=x onerror="window.__pwned=1">', pipeline_name: '<script>window.__pwned=2</script>' });

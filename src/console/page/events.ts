@@ -1,7 +1,7 @@
 // Events, newest first, with filters; one event with its body, jobs, attempts and "why not".
 import { api, type EventDetail, type EventSummary, type Explanation } from './api.js';
 import { badge, h, table, time } from './dom.js';
-import { failure, type View } from './shell.js';
+import { announce, failure, type View } from './shell.js';
 
 interface Filters {
   status: string;
@@ -113,14 +113,28 @@ export async function showEventDetail(view: View, id: string): Promise<void> {
     h('pre', { class: 'mono', 'aria-label': 'Event body', text: typeof e.body === 'string' ? e.body : JSON.stringify(e.body, null, 2) }),
   );
   const x = await api<Explanation>(`/v1/events/${encodeURIComponent(id)}/explain`);
+  if (!x.ok) return void why.replaceChildren(failure('the explanation', x.message));
+  // Routes that match now but have no job (added or fixed since the event arrived): redrive
+  // creates exactly those; routes that already have a job are left as they are.
+  const missing = x.value.routes.filter((r) => r.matched && !e.jobs.some((j) => j.route === r.route)).map((r) => r.route);
+  const redrive = h('button', { type: 'button', text: `Redrive: create jobs for ${missing.join(', ')}` });
+  redrive.addEventListener('click', async () => {
+    redrive.disabled = true;
+    const done = await api<{ created: { route: string; state: string }[] }>(`/v1/events/${encodeURIComponent(id)}/redrive`, 'POST');
+    if (!done.ok) {
+      redrive.disabled = false;
+      return announce(`Redrive refused: ${done.message}`, true);
+    }
+    await showEventDetail(view, id);
+    announce(`Redrive created ${done.value.created.length} job(s): ${done.value.created.map((c) => `${c.route} (${c.state})`).join(', ') || 'none'}`);
+  });
   why.replaceChildren(
-    x.ok
-      ? table(
-          `${x.value.would_trigger} trigger(s) if it arrived now`,
-          ['Route', 'Matched', 'Decision', 'Why'],
-          x.value.routes.map((r) => [r.route, r.matched ? 'yes' : 'no', r.decision ?? '—', r.reason ?? r.render_error ?? (r.block ? `${r.block.reason}: ${r.block.detail}` : r.target ? `→ ${r.target}` : '')]),
-        )
-      : failure('the explanation', x.message),
+    table(
+      `${x.value.would_trigger} trigger(s) if it arrived now`,
+      ['Route', 'Matched', 'Decision', 'Why'],
+      x.value.routes.map((r) => [r.route, r.matched ? 'yes' : 'no', r.decision ?? '—', r.reason ?? r.render_error ?? (r.block ? `${r.block.reason}: ${r.block.detail}` : r.target ? `→ ${r.target}` : '')]),
+    ),
+    ...(missing.length > 0 ? [h('p', { text: 'The running config matches routes this event has no job for.' }), redrive] : []),
   );
 }
 
