@@ -7,6 +7,7 @@ import { explainEvent } from '../guard/explain.js';
 import { checkLoops } from '../guard/graph.js';
 import { planEvent } from '../guard/plan.js';
 import { graphView } from '../guard/view.js';
+import { breakerKey } from '../guard/breaker.js';
 import { sendProblem } from '../ingress/problems.js';
 import type { ConfigProblem } from '../config/load.js';
 import type { Attempt, Job, Store, StoredEvent } from '../store/types.js';
@@ -138,8 +139,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.get('/graph', async (_req, res) => {
     const [learned, breakers] = await Promise.all([deps.store.learnedEdges(), deps.store.openBreakers(deps.clock())]);
     const config = deps.config();
-    const view = graphView(config, learned, breakers);
-    res.json({ ...view, breakers: view.breakers.map((b) => ({ key: breakerKey(b.source_pipeline, b.target), ...b })), max_depth: config.loop_guard.max_depth });
+    res.json({ ...graphView(config, learned, breakers), max_depth: config.loop_guard.max_depth });
   });
 
   router.get('/status', async (_req, res) => {
@@ -186,7 +186,6 @@ function query<T extends z.ZodType>(schema: T, req: Request, res: Response): z.o
   return undefined;
 }
 
-export const breakerKey = (source: string, target: string) => `${source},${target}`;
 const parseBreakerKey = (key: string) => {
   const comma = key.indexOf(',');
   return comma < 0 ? [] : [key.slice(0, comma), key.slice(comma + 1)];

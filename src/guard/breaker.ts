@@ -38,3 +38,6 @@ export function judgeJob(job: { sourcePipeline: string; target: string; block?: 
 export function describeBreaker(source: string, target: string, policy: BreakerPolicy, openUntil: number): string {
   return `more than ${policy.maxTriggers} triggers from ${source} to ${target} within ${policy.windowMs / 1000}s: breaker open until ${new Date(openUntil).toISOString()} (or an operator resets it)`;
 }
+
+/** How an operator names a breaker (GET /v1/loop-guard, DELETE …/breakers/:key, the console). */
+export const breakerKey = (source: string, target: string) => `${source},${target}`;

@@ -40,6 +40,13 @@ export interface Cycle {
 export const pipelineNode = (id: string) => `planasonix:${id}`;
 export const dagNode = (id: string) => `airflow:${id}`;
 
+/** The other way: a node's kind and its own name (a pipeline id, a DAG id, an asset). */
+export function parseNode(node: string): { kind: 'pipeline' | 'dag' | 'asset'; name: string } {
+  const colon = node.indexOf(':');
+  const prefix = node.slice(0, colon);
+  return { kind: prefix === 'planasonix' ? 'pipeline' : prefix === 'airflow' ? 'dag' : 'asset', name: node.slice(colon + 1) };
+}
+
 /** A route's target as a node: its DAG, or its asset (by uri template text or id). */
 export const targetNode = (t: Config['routes'][number]['target']) =>
   t.kind === 'dag_run' ? dagNode(t.dag_id) : `asset:${t.asset_id ?? t.uri!.text}`;
@@ -159,18 +166,34 @@ export interface LoopReport {
   warnings: string[];
 }
 
-export function checkLoops(routes: Routes, guard: Guard, learned: readonly LearnedEdge[] = []): LoopReport {
+/** The graph and its cycles, each route's allow_cycle applied: what the guard judges. */
+export function loopCycles(routes: Routes, guard: Guard, learned: readonly LearnedEdge[]): { graph: Graph; cycles: Cycle[] } {
   const allowed = new Map(routes.map((r) => [r.name, r.allow_cycle]));
+  const graph = buildGraph(routes, guard, learned);
+  return { graph, cycles: findCycles(graph, (r) => allowed.get(r) ?? false) };
+}
+
+/**
+ * refused: a route on it does not allow it (the config is refused); external: only
+ * Planasonix's own chaining, no route of this bridge; allowed: lineage and the breaker bound it.
+ */
+export function cycleVerdict(cycle: Cycle): 'refused' | 'external' | 'allowed' {
+  if (cycle.refusing.length > 0) return 'refused';
+  return cycle.routes.length === 0 && !cycle.nodes.some((n) => n.startsWith('airflow:')) ? 'external' : 'allowed';
+}
+
+export function checkLoops(routes: Routes, guard: Guard, learned: readonly LearnedEdge[] = []): LoopReport {
   const report: LoopReport = { errors: [], warnings: [] };
-  for (const cycle of findCycles(buildGraph(routes, guard, learned), (r) => allowed.get(r) ?? false)) {
+  for (const cycle of loopCycles(routes, guard, learned).cycles) {
     const assumed = cycle.assumptions.length > 0 ? ` (${cycle.assumptions.join('; ')})` : '';
-    if (cycle.refusing.length > 0) {
+    const verdict = cycleVerdict(cycle);
+    if (verdict === 'refused') {
       for (const route of cycle.refusing) {
         const path = cycle.byRoute[route]!;
         const onIt = cycle.refusing.filter((r) => path.includes(`--route ${r}-->`));
         report.errors.push({ route, message: `cycle: ${path}; set allow_cycle: true on every route on it (${onIt.join(', ')}) to let lineage and the breaker bound it${assumed}` });
       }
-    } else if (cycle.routes.length === 0 && !cycle.nodes.some((n) => n.startsWith('airflow:'))) {
+    } else if (verdict === 'external') {
       report.warnings.push(`cycle without a route of this bridge (Planasonix chaining only): ${cycle.path}`);
     } else {
       report.warnings.push(`cycle allowed by allow_cycle, bounded by lineage (max_depth ${guard.max_depth}) and the breaker: ${cycle.path}${assumed}`);

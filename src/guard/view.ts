@@ -1,5 +1,7 @@
 import type { Config } from '../config/schema.js';
-import { buildGraph, findCycles, targetNode, type LearnedEdge } from './graph.js';
+import type { Breaker } from '../store/types.js';
+import { breakerKey } from './breaker.js';
+import { cycleVerdict, loopCycles, parseNode, targetNode, type Cycle, type LearnedEdge } from './graph.js';
 
 // The orchestration graph as the console draws it: the loop guard's own graph (so what is
 // red on screen is exactly what the guard reasons about), plus one "match" node per route
@@ -33,6 +35,8 @@ export interface ViewCycle {
 }
 
 export interface ViewBreaker {
+  /** For DELETE /v1/loop-guard/breakers/:key. */
+  key: string;
   source_pipeline: string;
   target: string;
   open_until: string;
@@ -48,25 +52,20 @@ export interface GraphView {
   breakers: ViewBreaker[];
 }
 
-export interface OpenBreaker {
-  sourcePipeline: string;
-  target: string;
-  openUntil: number;
-}
-
-export function graphView(config: Pick<Config, 'routes' | 'loop_guard'>, learned: readonly LearnedEdge[], breakers: readonly OpenBreaker[]): GraphView {
+export function graphView(config: Pick<Config, 'routes' | 'loop_guard'>, learned: readonly LearnedEdge[], breakers: readonly Pick<Breaker, 'sourcePipeline' | 'target' | 'openUntil'>[]): GraphView {
   const { routes, loop_guard: guard } = config;
-  const g = buildGraph(routes, guard, learned);
-  const allowed = new Map(routes.map((r) => [r.name, r.allow_cycle]));
-  const cycles = findCycles(g, (r) => allowed.get(r) ?? false);
+  const { graph: g, cycles } = loopCycles(routes, guard, learned);
   const component = new Map<string, number>();
   cycles.forEach((c, i) => c.nodes.forEach((n) => component.set(n, i)));
-  const breakerBound = `the breaker (${guard.breaker.max_triggers} triggers per ${guard.breaker.window / 1000}s per pipeline → target)`;
-  const openUntil = new Map(breakers.map((b) => [`${b.sourcePipeline}\n${b.target}`, new Date(b.openUntil).toISOString()]));
+  const open = new Map(breakers.map((b) => [breakerKey(b.sourcePipeline, b.target), new Date(b.openUntil).toISOString()]));
+  const drawn = new Set<string>();
 
   const edges: ViewEdge[] = g.edges().map((e) => {
     const label = g.edge(e) as { kind: ViewEdge['kind']; route?: string; assumption?: string };
-    const until = e.v.startsWith('planasonix:') ? openUntil.get(`${e.v.slice('planasonix:'.length)}\n${e.w}`) : undefined;
+    const from = parseNode(e.v);
+    const key = from.kind === 'pipeline' ? breakerKey(from.name, e.w) : undefined;
+    const until = key ? open.get(key) : undefined;
+    if (until) drawn.add(key!);
     return {
       from: e.v,
       to: e.w,
@@ -78,39 +77,35 @@ export function graphView(config: Pick<Config, 'routes' | 'loop_guard'>, learned
     };
   });
   const nodes = new Map<string, ViewNode>(g.nodes().map((id) => [id, nodeOf(id)]));
-  for (const route of routes) {
-    if (edges.some((e) => e.kind === 'route' && e.route === route.name)) continue;
+  const routed = new Set(edges.map((e) => e.route));
+  for (const route of routes.filter((r) => !routed.has(r.name))) {
     const id = `match:${route.name}`;
     const to = targetNode(route.target);
     nodes.set(id, { id, kind: 'match', label: matchLabel(route) });
     nodes.set(to, nodes.get(to) ?? nodeOf(to));
     edges.push({ from: id, to, kind: 'route', route: route.name, cycle: false });
   }
-  const drawn = new Set(edges.filter((e) => e.breaker_open_until).map((e) => `${e.from.slice('planasonix:'.length)}\n${e.to}`));
+  const bound = `lineage (max_depth ${guard.max_depth}) and the breaker (${guard.breaker.max_triggers} triggers per ${guard.breaker.window / 1000}s per pipeline → target)`;
+  const boundedBy: Record<ReturnType<typeof cycleVerdict>, (c: Cycle) => string> = {
+    refused: (c) => `not allowed by route(s) ${c.refusing.join(', ')} (a learned edge closed it): the next config load refuses it; until then ${bound} bound it`,
+    external: () => 'no route of this bridge on it (Planasonix chaining only)',
+    allowed: (c) => `allow_cycle on ${c.routes.join(', ')}: bounded by ${bound}`,
+  };
   return {
     nodes: [...nodes.values()],
     edges,
-    breakers: breakers.map((b) => ({ source_pipeline: b.sourcePipeline, target: b.target, open_until: new Date(b.openUntil).toISOString(), drawn: drawn.has(`${b.sourcePipeline}\n${b.target}`) })),
-    cycles: cycles.map((c) => ({
-      path: c.path,
-      nodes: c.nodes,
-      bounded_by:
-        c.refusing.length > 0
-          ? `not allowed by route(s) ${c.refusing.join(', ')} (a learned edge closed it): the next config load refuses it; until then lineage (max_depth ${guard.max_depth}) and ${breakerBound} bound it`
-          : c.routes.length === 0
-            ? 'no route of this bridge on it (Planasonix chaining only)'
-            : `allow_cycle on ${c.routes.join(', ')}: bounded by lineage (max_depth ${guard.max_depth}) and ${breakerBound}`,
-    })),
+    breakers: breakers.map((b) => {
+      const key = breakerKey(b.sourcePipeline, b.target);
+      return { key, source_pipeline: b.sourcePipeline, target: b.target, open_until: open.get(key)!, drawn: drawn.has(key) };
+    }),
+    cycles: cycles.map((c) => ({ path: c.path, nodes: c.nodes, bounded_by: boundedBy[cycleVerdict(c)](c) })),
   };
 }
 
 function nodeOf(id: string): ViewNode {
-  const colon = id.indexOf(':');
-  const prefix = id.slice(0, colon);
-  const kind: NodeKind = prefix === 'planasonix' ? 'pipeline' : prefix === 'airflow' ? 'dag' : 'asset';
-  return { id, kind, label: id.slice(colon + 1) };
+  const { kind, name } = parseNode(id);
+  return { id, kind, label: name };
 }
-
 /** "type=run.succeeded pipeline_name=nightly_*" — what the route listens for. */
 function matchLabel(route: Config['routes'][number]): string {
   const tests = route.match.tests.map((t) => `${t.field}=${Array.isArray(t.pattern) ? t.pattern.join('|') : t.pattern}`);
