@@ -59,6 +59,9 @@ export interface BridgeOptions {
   configFile?: string;
 }
 
+/** How long one probe of the Airflow instances answers for (they may take up to their timeout). */
+const HEALTH_TTL_MS = 3000;
+
 /** Settings bound at start (the socket, the store, how client addresses are read). */
 const FIXED = [
   ['server.host', (c: Config) => c.server.host],
@@ -137,6 +140,8 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     for (const [state, n] of Object.entries(await store.jobCounts())) metrics.queueDepth.set({ state }, n);
     for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
   };
+  // Probed at most every HEALTH_TTL_MS: /readyz, /v1/status and every open console tab share one answer.
+  let probed: { at: number; value: ReturnType<typeof probeAirflow> } | undefined;
   // One Redis connection per replica for shared rate-limit counts.
   // Loaded only when configured: the client library is ~4 MB of heap that stays live.
   const redis = config.server.rate_limit_redis ? (await import('redis')).createClient({ url: config.server.rate_limit_redis }) : undefined;
@@ -150,7 +155,12 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     metrics,
     adminTokens: options.adminTokens ?? adminTokens(),
     onJobs: dispatcher.wake,
-    airflowHealth: () => airflowHealth(clients, dispatcher),
+    airflowHealth: async () => {
+      if (!probed || Date.now() - probed.at >= HEALTH_TTL_MS) probed = { at: Date.now(), value: probeAirflow(clients) };
+      const reachability = await probed.value;
+      // The circuit is the dispatcher's own state, always current; only the network probe is shared.
+      return Object.fromEntries([...clients.keys()].map((name) => [name, { ...reachability.get(name), circuit: dispatcher.circuitState(name) ?? 'closed' }]));
+    },
     beforeScrape,
     metricsElsewhere: config.metrics !== undefined,
     admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake },
@@ -264,9 +274,6 @@ function urlOf(server: Server): string {
 }
 
 /** Reported by /readyz without failing readiness: while Airflow is down, the queue holds. */
-async function airflowHealth(clients: ReadonlyMap<string, AirflowClient>, dispatcher: Dispatcher) {
-  const entries = await Promise.all(
-    [...clients.values()].map(async (client) => [client.name, { ...(await client.health()), circuit: dispatcher.circuitState(client.name) ?? 'closed' }] as const),
-  );
-  return Object.fromEntries(entries);
+async function probeAirflow(clients: ReadonlyMap<string, AirflowClient>) {
+  return new Map(await Promise.all([...clients.values()].map(async (client) => [client.name, await client.health()] as const)));
 }

@@ -115,7 +115,7 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const auth = adminAuth(deps.adminTokens ?? [], deps.live().config.admin);
-  app.use('/v1', adminRouter({ auth, config: () => deps.live().config, store: deps.store, clock, ...deps.admin, ...(deps.airflowHealth ? { airflowHealth: deps.airflowHealth } : {}) }));
+  app.use('/v1', adminRouter({ auth, config: () => deps.live().config, store: deps.store, clock, ...deps.admin, airflowHealth: deps.airflowHealth }));
   // The console reads the admin API, so it exists only where the admin API does.
   if (auth.enabled) app.use('/console', consoleRouter());
   app.get('/openapi.json', (_req, res) => {

@@ -79,4 +79,6 @@ export const postgresMigrations: readonly string[] = [
      events        INTEGER NOT NULL,
      PRIMARY KEY (dag_id, pipeline_id)
    );`,
+  // Triggers accepted per minute (the console's throughput) without reading every done job.
+  `CREATE INDEX jobs_done_at ON jobs (done_at) WHERE state = 'done';`,
 ];

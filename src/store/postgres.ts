@@ -247,7 +247,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     async activity(since) {
       const [received, triggered] = await Promise.all([
         pool.query<{ m: number; n: number }>('SELECT floor(extract(epoch FROM received_at) / 60)::bigint AS m, count(*)::int AS n FROM events WHERE received_at >= $1 GROUP BY m', [new Date(since)]),
-        pool.query<{ m: number; n: number }>("SELECT done_at / 60000 AS m, count(*)::int AS n FROM jobs WHERE state = 'done' AND updated_at >= $1 AND done_at >= $1 GROUP BY m", [since]),
+        pool.query<{ m: number; n: number }>("SELECT done_at / 60000 AS m, count(*)::int AS n FROM jobs WHERE state = 'done' AND done_at >= $1 GROUP BY m", [since]),
       ]);
       return activityOf(since, clock(), received.rows, triggered.rows);
     },

@@ -144,7 +144,13 @@ export function activityOf(since: number, now: number, received: { m: number; n:
   const last = Math.floor(now / 60_000);
   const minutes = new Map<number, { minute: number; received: number; triggered: number }>();
   for (let m = first; m <= last; m++) minutes.set(m, { minute: m * 60_000, received: 0, triggered: 0 });
-  for (const r of received) if (minutes.has(Number(r.m))) minutes.get(Number(r.m))!.received = Number(r.n);
-  for (const r of triggered) if (minutes.has(Number(r.m))) minutes.get(Number(r.m))!.triggered = Number(r.n);
+  for (const r of received) {
+    const minute = minutes.get(Number(r.m));
+    if (minute) minute.received = Number(r.n);
+  }
+  for (const r of triggered) {
+    const minute = minutes.get(Number(r.m));
+    if (minute) minute.triggered = Number(r.n);
+  }
   return [...minutes.values()];
 }

@@ -81,4 +81,6 @@ export const sqliteMigrations: readonly string[] = [
      next_retry_at INTEGER,
      UNIQUE (job_id, n)
    );`,
+  // Triggers accepted per minute (the console's throughput) without reading every done job.
+  `CREATE INDEX jobs_done_at ON jobs (done_at) WHERE state = 'done';`,
 ];

@@ -126,6 +126,8 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   const release = db.prepare(
     'UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?',
   );
+  const receivedPerMinute = db.prepare<[string], { m: number; n: number }>("SELECT CAST(strftime('%s', received_at) AS INTEGER) / 60 AS m, count(*) AS n FROM events WHERE received_at >= ? GROUP BY m");
+  const triggeredPerMinute = db.prepare<[number], { m: number; n: number }>("SELECT done_at / 60000 AS m, count(*) AS n FROM jobs WHERE state = 'done' AND done_at >= ? GROUP BY m");
   const countByState = db.prepare<[], { state: JobState; n: number }>('SELECT state, count(*) AS n FROM jobs GROUP BY state');
   const replay = db.prepare(
     "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL, block_reason = NULL WHERE id = ? AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
@@ -293,10 +295,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     },
 
     async activity(since) {
-      const received = db.prepare<[string], { m: number; n: number }>("SELECT CAST(strftime('%s', received_at) AS INTEGER) / 60 AS m, count(*) AS n FROM events WHERE received_at >= ? GROUP BY m").all(new Date(since).toISOString());
-      // updated_at >= since narrows by the state index; every done_at is at or before updated_at.
-      const triggered = db.prepare<[number, number], { m: number; n: number }>("SELECT done_at / 60000 AS m, count(*) AS n FROM jobs WHERE state = 'done' AND updated_at >= ? AND done_at >= ? GROUP BY m").all(since, since);
-      return activityOf(since, clock(), received, triggered);
+      return activityOf(since, clock(), receivedPerMinute.all(new Date(since).toISOString()), triggeredPerMinute.all(since));
     },
 
     async learnedEdges() {
