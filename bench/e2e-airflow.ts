@@ -35,15 +35,15 @@
 //                 interleaved with the webhooks so both see the same Airflow load
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startAirflow, type StartedAirflow } from '../test/airflow/harness.js';
 import { airflowApi } from '../test/helpers/e2e.js';
-import { CLI, spawnListening } from '../test/helpers/process.js';
+import { CLI, spawnListening, stopChild } from '../test/helpers/process.js';
 import { standardWebhookHeaders } from '../test/helpers/sign.js';
-import { printTable } from './table.js';
+import { percentile, printTable } from './table.js';
 
 const root = resolve(import.meta.dirname, '..');
 const SECRET = `whsec_${Buffer.from('benchmark secret, not for use!!').toString('base64')}`;
@@ -82,40 +82,9 @@ interface Sample {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Nearest rank: with n < 100 the p99 is the max. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 function row(metric: string, values: number[]): LatencyRow {
   const s = [...values].sort((a, b) => a - b);
   return { metric, n: s.length, p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1)! };
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const clean = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
-  if (!clean) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
-
-/**
- * spawnListening only hands the child over once it logged "bridge listening"; if that never
- * comes (or the deadline passes first) the child is found here by its config file and killed.
- */
-function killByArg(arg: string): void {
-  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (Number(pid) !== process.pid && cmd.includes(arg)) process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      /* gone, or not ours to read */
-    }
-  }
 }
 
 export async function benchEndToEnd(options: EndToEndOptions = {}): Promise<LatencyRow[]> {
@@ -162,16 +131,13 @@ export async function benchEndToEnd(options: EndToEndOptions = {}): Promise<Late
     af = await race(afStarting);
     progress(`airflow ${af.version} up in ${(af.startupMs / 1000).toFixed(1)} s at ${af.url}`);
     const signal = deadline.signal;
-    const tokenRes = await fetch(`${af.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: af.username, password: af.password }), signal });
-    if (tokenRes.status !== 201) throw new Error(`POST /auth/token → ${tokenRes.status} ${await tokenRes.text()}`);
-    const airflowAuth = `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}`;
+    const airflow = airflowApi(af);
     if (!runTasks) {
       // Runs stay queued: with 4 LocalExecutor tasks writing to the same SQLite metadata DB,
       // the api-server waits on its lock for seconds (and answers 500 after 5 s), which is
       // the harness's SQLite, not the trigger path being measured.
-      const paused = await fetch(`${af.url}/api/v2/dags/${DAG}`, { method: 'PATCH', headers: { authorization: airflowAuth, 'content-type': 'application/json' }, body: JSON.stringify({ is_paused: true }), signal });
-      if (paused.status !== 200) throw new Error(`PATCH /api/v2/dags/${DAG} → ${paused.status} ${await paused.text()}`);
-      await paused.body?.cancel();
+      const paused = await airflow.send('PATCH', `/dags/${DAG}`, { is_paused: true });
+      if (paused.status !== 200) throw new Error(`PATCH /api/v2/dags/${DAG} → ${paused.status} ${JSON.stringify(paused.body)}`);
       progress(`${DAG} paused: its runs stay queued (BENCH_AIRFLOW_RUN_TASKS=1 runs them)`);
     }
 
@@ -192,13 +158,12 @@ loop_guard: { breaker: { max_triggers: 100000000, window: 1m } }
 routes: [ { name: ${ROUTE}, match: { type: run.succeeded }, trigger: { dag_id: ${DAG}, conf: { rows: "{{ data.metrics.rows_written }}" } } } ]
 `,
     );
-    const started = await race(spawnListening([CLI, 'serve', '--config', configFile], 'bridge', { SECRET, BRIDGE_ADMIN_TOKEN: adminToken }));
+    const started = await race(spawnListening([CLI, 'serve', '--config', configFile], 'bridge', { SECRET, BRIDGE_ADMIN_TOKEN: adminToken }, deadline.signal));
     bridge = started.child;
     const bridgeUrl = started.url;
     progress(`bridge up at ${bridgeUrl}`);
 
     // --- helpers -----------------------------------------------------------------------------
-    const airflow = airflowApi(af);
 
     const eventView = async (id: string): Promise<{ jobs?: Record<string, any>[] }> => {
       for (;;) {
@@ -270,17 +235,12 @@ routes: [ { name: ${ROUTE}, match: { type: run.succeeded }, trigger: { dag_id: $
 
       // Baseline: the same trigger, straight from here to Airflow.
       const d0 = performance.now();
-      const direct = await fetch(`${af!.url}/api/v2/dags/${DAG}/dagRuns`, {
-        method: 'POST',
-        headers: { authorization: airflowAuth, 'content-type': 'application/json' },
-        body: JSON.stringify({ dag_run_id: `direct_${runId}`, logical_date: null, conf: { rows: i }, note: null }),
-        signal,
-      });
+      const direct = await airflow.send('POST', `/dags/${DAG}/dagRuns`, { dag_run_id: `direct_${runId}`, logical_date: null, conf: { rows: i }, note: null });
       const directMs = performance.now() - d0;
       if (direct.status !== 200) {
         directErrors++;
-        progress(`direct trigger ${i}: Airflow answered ${direct.status} after ${directMs.toFixed(0)} ms, not counted: ${(await direct.text()).slice(0, 300)}`);
-      } else await direct.body?.cancel();
+        progress(`direct trigger ${i}: Airflow answered ${direct.status} after ${directMs.toFixed(0)} ms, not counted: ${JSON.stringify(direct.body).slice(0, 300)}`);
+      }
 
       return { ack, accepted: startedAt + post - t0, post, added: startedAt - t0, visible, ...(direct.status === 200 ? { direct: directMs } : {}) };
     }
@@ -330,7 +290,6 @@ routes: [ { name: ${ROUTE}, match: { type: run.succeeded }, trigger: { dag_id: $
     deadline.abort(new Error('e2e-airflow: finished')); // ends any wait still running
     progress('stopping bridge and Airflow…');
     if (bridge) await stopChild(bridge);
-    killByArg(configFile);
     if (af) await af.stop();
     else if (afStarting) {
       // The deadline came during start-up: stop it once startAirflow gives up or resolves

@@ -17,7 +17,7 @@ import { createLogger } from '../src/log/logger.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { spawnListening } from '../test/helpers/process.js';
 import { benchEndToEnd } from './e2e-airflow.js';
-import { printTable } from './table.js';
+import { percentile, printTable } from './table.js';
 
 const root = resolve(import.meta.dirname, '..');
 const SECRET = `whsec_${Buffer.from('benchmark secret, not for use!!').toString('base64')}`;
@@ -207,9 +207,10 @@ routes: ${ONE_ROUTE}`, {});
   await dispatcher.stop();
   const done = (await store.listJobs({ limit: JOBS, state: 'done' })).items;
   const latencies = done.map((j) => (j.doneAt ?? 0) - t0).sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
-  process.stdout.write(
-    `\n### Dispatch: ${JOBS.toLocaleString()} queued jobs, default concurrency (max_in_flight ${config.airflow.default!.max_in_flight}), endpoint answering like Airflow\n\n| triggers/s | p50 queue→accepted ms | p99 queue→accepted ms | all done in s |\n|---:|---:|---:|---:|\n| ${(done.length / seconds).toFixed(0)} | ${q(50)} | ${q(99)} | ${seconds.toFixed(1)} |\n`,
+  printTable(
+    `Dispatch: ${JOBS.toLocaleString()} queued jobs, default concurrency (max_in_flight ${config.airflow.default!.max_in_flight}), endpoint answering like Airflow`,
+    ['triggers/s', 'p50 queue→accepted ms', 'p99 queue→accepted ms', 'all done in s'],
+    [[(done.length / seconds).toFixed(0), percentile(latencies, 50), percentile(latencies, 99), seconds.toFixed(1)]],
   );
   await clients.get('default')!.close();
   await store.close();

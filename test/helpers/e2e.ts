@@ -73,16 +73,19 @@ export function airflowApi(af: { url: string; username: string; password: string
     token ??= ((await (await fetch(`${af.url}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: af.username, password: af.password }) })).json()) as { access_token: string }).access_token;
     return { authorization: `Bearer ${token}` };
   }
-  async function get(path: string): Promise<{ status: number; body: any }> {
-    let res = await fetch(`${api}${path}`, { headers: await auth() });
+  async function send(method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown): Promise<{ status: number; body: any }> {
+    const request = async () => fetch(`${api}${path}`, { method, headers: { ...(await auth()), ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    let res = await request();
     if (res.status === 401 && af.major === 3) {
       token = undefined;
-      res = await fetch(`${api}${path}`, { headers: await auth() });
+      res = await request();
     }
     return { status: res.status, body: await res.json().catch(() => undefined) };
   }
+  const get = (path: string) => send('GET', path);
   return {
     get,
+    send,
     run: (dagId: string, runId: string) => get(`/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}`),
     async runs(dagId: string): Promise<{ dag_run_id: string; state: string; conf: Record<string, any> }[]> {
       return (await get(`/dags/${dagId}/dagRuns?limit=100`)).body.dag_runs;

@@ -7,12 +7,19 @@ export const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 /**
  * A Node child process that logs `"bridge listening"` with its URL (the bridge, or the
  * benchmark's baseline server); resolves with that URL. Later output is read and dropped,
- * so a busy child never blocks on a full pipe and the parent spends nothing on it.
+ * so a busy child never blocks on a full pipe and the parent spends nothing on it. If
+ * `signal` aborts first (a deadline), the child is killed: nobody else holds it yet.
  */
-export function spawnListening(args: string[], name: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string }> {
+export function spawnListening(args: string[], name: string, env: Record<string, string> = {}, signal?: AbortSignal): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, args, { env: { ...process.env, SECRET, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stderr!.on('data', (d) => process.stderr.write(`[${name}] ${d}`));
   return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      child.kill('SIGKILL');
+      reject(signal!.reason);
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     let buffered = '';
     const onData = (chunk: Buffer) => {
       buffered += chunk;
@@ -20,11 +27,22 @@ export function spawnListening(args: string[], name: string, env: Record<string,
       if (!line) return;
       child.stdout!.off('data', onData);
       child.stdout!.resume();
+      signal?.removeEventListener('abort', onAbort);
       resolve({ child, url: JSON.parse(line).url });
     };
     child.stdout!.on('data', onData);
     child.on('exit', (code, signal) => signal === null && reject(new Error(`${name} exited ${code}`)));
   });
+}
+
+/** SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves once it has exited. */
+export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }
 
 /** `planasonix-bridge serve` as users run it: the built CLI, SECRET in its environment. */
