@@ -41,8 +41,7 @@ ${route('hop-3', 'pl_hop_3', 'hop_3', 'pl_hop_4', true)}
 ${route('hop-4', 'pl_hop_4', 'hop_4', 'pl_hop_5', true)}
 ${route('nofwd', 'pl_nofwd', 'nofwd_dag', 'pl_nofwd', false, true)}
 `,
-      {},
-      port,
+      { port },
     );
     try {
       const start = (pipeline: string) => bridge.send(completionEvent({ data: { run_id: `start_${pipeline}_${api}`, pipeline_id: pipeline, pipeline_name: pipeline, status: 'succeeded' } }));

@@ -1,25 +1,18 @@
 // The operator console in a real browser (Debian's Chromium through playwright-core) against
 // a real bridge. Airflow here is an unreachable address: these views need no trigger to
 // succeed; test/console/replay.test.ts runs the dead-letter replay against real Airflow 3.
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import axe from 'axe-core';
 import request from 'supertest';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log/logger.js';
-import { createBridge, type Bridge } from '../../src/service.js';
-import { configFrom, SECRET, tempDir } from '../helpers/app.js';
+import { configFrom } from '../helpers/app.js';
 import { computedStyle, launchBrowser, screenshot, signIn } from '../helpers/browser.js';
-import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
+import { e2eBridge } from '../helpers/e2e.js';
+import { completionEvent } from '../helpers/sign.js';
 
 const TOKEN = 'console-admin-token-0123456789';
 
-const config = (dir: string) => `
-store: { url: "sqlite:${join(dir, 'bridge.db')}" }
-dispatch: { poll_interval: 0.05s }
-sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"] } } }
+const CONFIG = `
 airflow: { default: { url: "http://127.0.0.1:9", auth: { type: none }, timeout: 0.5s, retry: { max_attempts: 1 } } }
 loop_guard:
   max_depth: 4
@@ -44,24 +37,19 @@ afterEach(async () => {
   cleanups = [];
 });
 
-async function startBridge(adminTokens = [TOKEN], dispatch = true): Promise<{ bridge: Bridge; url: string }> {
-  const temp = tempDir();
-  const created = await createBridge(configFrom(config(temp.dir)), createLogger('silent'), { adminTokens });
-  if (!created.ok) throw new Error(JSON.stringify(created.problems));
-  const { bridge } = created;
-  if (dispatch) bridge.dispatcher.start();
-  const server = await new Promise<Server>((resolve) => {
-    const s = bridge.app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  cleanups.push(temp.cleanup, () => bridge.close(), () => new Promise<void>((r) => server.close(() => r())), () => server.closeAllConnections());
-  return { bridge, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+type Running = Awaited<ReturnType<typeof e2eBridge>>;
+
+async function startBridge(adminTokens = [TOKEN], dispatch = true): Promise<Running> {
+  const running = await e2eBridge(CONFIG, { adminTokens, dispatch });
+  cleanups.push(() => running.close());
+  return running;
 }
 
-async function send(bridge: Bridge, data: Record<string, unknown>, type = 'run.succeeded') {
-  const body = JSON.stringify(completionEvent({ type, data: { run_id: `r_${Math.random().toString(36).slice(2)}`, status: 'succeeded', ...data } }));
-  const res = await request(bridge.app).post('/webhooks/planasonix').set({ 'content-type': 'application/json', ...standardWebhookHeaders(SECRET, `m${Math.random()}`, Math.floor(Date.now() / 1000), body) }).send(body);
+/** A signed completion event from `data.pipeline_id`; returns the bridge's stored id. */
+async function send(running: Running, data: Record<string, unknown>, type = 'run.succeeded') {
+  const res = await running.send(completionEvent({ type, data: { run_id: `r_${Math.random().toString(36).slice(2)}`, status: 'succeeded', ...data } }));
   expect(res.status).toBe(202);
-  return res.body.id as string;
+  return res.body.id;
 }
 
 async function newPage(): Promise<Page> {
@@ -87,8 +75,9 @@ describe('console', () => {
   });
 
   it('a wrong token shows the error and no data', async () => {
-    const { bridge, url } = await startBridge();
-    await send(bridge, { pipeline_id: 'pl_sales' });
+    const running = await startBridge();
+    const { url } = running;
+    await send(running, { pipeline_id: 'pl_sales' });
     const page = await newPage();
     await signIn(page, url, 'not-the-token');
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('401 unauthorized');
@@ -99,9 +88,10 @@ describe('console', () => {
   });
 
   it('lists events with their routing outcome, filters them, and opens one with its job, attempts and "why not"', async () => {
-    const { bridge, url } = await startBridge();
-    const routed = await send(bridge, { pipeline_id: 'pl_sales', pipeline_name: 'nightly_sales' });
-    await send(bridge, { pipeline_id: 'pl_unknown', pipeline_name: 'ad_hoc' });
+    const running = await startBridge();
+    const { bridge, url } = running;
+    const routed = await send(running, { pipeline_id: 'pl_sales', pipeline_name: 'nightly_sales' });
+    await send(running, { pipeline_id: 'pl_unknown', pipeline_name: 'ad_hoc' });
     // Airflow is unreachable with max_attempts 1: the job ends dead with the reason.
     await expect.poll(async () => (await bridge.store.jobCounts()).dead, { timeout: 10_000 }).toBe(1);
     const page = await newPage();
@@ -132,15 +122,16 @@ describe('console', () => {
   });
 
   it('redrives an event against routes added since it arrived, from its page', async () => {
-    const { bridge, url } = await startBridge([TOKEN], false);
-    const id = await send(bridge, { pipeline_id: 'pl_finance' });
+    const running = await startBridge([TOKEN], false);
+    const { bridge, url } = running;
+    const id = await send(running, { pipeline_id: 'pl_finance' });
     const page = await newPage();
     await signIn(page, url, TOKEN);
     await page.goto(`${url}/console/#/events/${id}`);
     await expect.poll(() => page.locator('main').textContent()).toContain('0 trigger(s) if it arrived now');
     expect(await page.getByRole('button', { name: /Redrive/ }).count()).toBe(0);
     // The operator adds a route for this pipeline and reloads.
-    const reloaded = await bridge.reload(configFrom(`${config(tempDir().dir).replace(/store: .*\n/, `store: { url: "${bridge.live().config.store.url}" }\n`)}  - { name: finance, match: { pipeline_id: pl_finance }, trigger: { dag_id: close_books } }\n`));
+    const reloaded = await bridge.reload(configFrom(`${running.yaml}  - { name: finance, match: { pipeline_id: pl_finance }, trigger: { dag_id: close_books } }\n`));
     expect(reloaded).toMatchObject({ ok: true });
     await page.reload();
     const redrive = page.getByRole('button', { name: 'Redrive: create jobs for finance' });
@@ -152,8 +143,9 @@ describe('console', () => {
   });
 
   it('renders what senders wrote as text, never as markup', async () => {
-    const { bridge, url } = await startBridge();
-    const id = await send(bridge, { pipeline_id: 'pl_<img src=x onerror="window.__pwned=1">', pipeline_name: '<script>window.__pwned=2</script>' });
+    const running = await startBridge();
+    const { url } = running;
+    const id = await send(running, { pipeline_id: 'pl_<img src=x onerror="window.__pwned=1">', pipeline_name: '<script>window.__pwned=2</script>' });
     const page = await newPage();
     await signIn(page, url, TOKEN);
     await page.goto(`${url}/console/#/events/${id}`);
@@ -164,9 +156,10 @@ describe('console', () => {
 
   it('draws the orchestration graph with the cycle in red, what bounds it, every route, and an open breaker', async () => {
     // Not dispatching: the first job stays pending (a dead one would not count toward the breaker).
-    const { bridge, url } = await startBridge([TOKEN], false);
-    await send(bridge, { pipeline_id: 'pl_sales' });
-    await send(bridge, { pipeline_id: 'pl_sales' }); // the second trigger of the pair opens the breaker (max 1)
+    const running = await startBridge([TOKEN], false);
+    const { bridge, url } = running;
+    await send(running, { pipeline_id: 'pl_sales' });
+    await send(running, { pipeline_id: 'pl_sales' }); // the second trigger of the pair opens the breaker (max 1)
     const page = await newPage();
     await signIn(page, url, TOKEN);
     await page.getByRole('link', { name: 'Graph' }).click();
@@ -203,10 +196,11 @@ describe('console', () => {
   });
 
   it('draws assets and learned edges; a cycle closed by a learned edge is red and says the next config load refuses it', async () => {
-    const { bridge, url } = await startBridge([TOKEN], false);
+    const running = await startBridge([TOKEN], false);
+    const { url } = running;
     // refresh_ads started this pipeline run: the bridge learns refresh_ads → pl_marketing.
-    await send(bridge, { pipeline_id: 'pl_marketing', trigger: { type: 'integration', correlation: { dag_id: 'refresh_ads' } } });
-    await send(bridge, { pipeline_id: 'pl_inv', pipeline_name: 'inventory_daily' });
+    await send(running, { pipeline_id: 'pl_marketing', trigger: { type: 'integration', correlation: { dag_id: 'refresh_ads' } } });
+    await send(running, { pipeline_id: 'pl_inv', pipeline_name: 'inventory_daily' });
     const page = await newPage();
     await signIn(page, url, TOKEN);
     await page.getByRole('link', { name: 'Graph' }).click();
@@ -242,9 +236,10 @@ describe('console', () => {
   });
 
   it('filters by type, pipeline and a time given in the operator\'s own time zone', async () => {
-    const { bridge, url } = await startBridge([TOKEN], false);
-    await send(bridge, { pipeline_id: 'pl_sales' });
-    await send(bridge, { pipeline_id: 'pl_other' }, 'run.failed');
+    const running = await startBridge([TOKEN], false);
+    const { url } = running;
+    await send(running, { pipeline_id: 'pl_sales' });
+    await send(running, { pipeline_id: 'pl_other' }, 'run.failed');
     const context = await browser.newContext({ timezoneId: 'America/New_York' });
     cleanups.push(() => context.close());
     const page = await context.newPage();
@@ -273,8 +268,9 @@ describe('console', () => {
   });
 
   it('has no serious accessibility violations in any view (axe-core, WCAG 2 A/AA)', async () => {
-    const { bridge, url } = await startBridge();
-    const id = await send(bridge, { pipeline_id: 'pl_sales' });
+    const running = await startBridge();
+    const { bridge, url } = running;
+    const id = await send(running, { pipeline_id: 'pl_sales' });
     await expect.poll(async () => (await bridge.store.jobCounts()).dead, { timeout: 10_000 }).toBe(1);
     // axe is injected as a script, which the console's own CSP rightly refuses.
     const context = await browser.newContext({ bypassCSP: true });
@@ -296,8 +292,9 @@ describe('console', () => {
   });
 
   it('shows Airflow health, queue depths and throughput; a token revoked mid-session signs out', async () => {
-    const { bridge, url } = await startBridge();
-    await send(bridge, { pipeline_id: 'pl_sales' });
+    const running = await startBridge();
+    const { bridge, url } = running;
+    await send(running, { pipeline_id: 'pl_sales' });
     await expect.poll(async () => (await bridge.store.jobCounts()).dead, { timeout: 10_000 }).toBe(1);
     const page = await newPage();
     await signIn(page, url, TOKEN);

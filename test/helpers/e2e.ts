@@ -7,16 +7,21 @@ import type { Job } from '../../src/store/types.js';
 import { configFrom, SECRET, tempDir } from './app.js';
 import { standardWebhookHeaders } from './sign.js';
 
-/** A whole bridge (HTTP, store, dispatch) on a loopback port with a temp SQLite file. */
-export async function e2eBridge(routesAndAirflow: string, options: BridgeOptions = {}, port = 0) {
+/**
+ * A whole bridge (HTTP, store, dispatch) on a loopback port with a temp SQLite file.
+ * `dispatch: false` leaves jobs pending (to look at them, or to let a breaker count them);
+ * `port` fixes the port (for DAGs that call back), else any free one.
+ */
+export async function e2eBridge(routesAndAirflow: string, options: BridgeOptions & { dispatch?: boolean; port?: number } = {}) {
   const temp = tempDir();
-  const config = configFrom(`
+  const yaml = `
 server: { host: 127.0.0.1, port: 0 }
 store: { url: "sqlite:${join(temp.dir, 'bridge.db')}" }
 dispatch: { poll_interval: 0.1s }
 sources:
   planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"] } }
-${routesAndAirflow}`);
+${routesAndAirflow}`;
+  const config = configFrom(yaml);
   const logLines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk, _enc, done) {
@@ -27,13 +32,15 @@ ${routesAndAirflow}`);
   const created = await createBridge(config, createLogger('debug', sink), options);
   if (!created.ok) throw new Error(JSON.stringify(created.problems));
   const { bridge } = created;
-  const server = bridge.app.listen(port, '127.0.0.1');
+  const server = bridge.app.listen(options.port ?? 0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  bridge.dispatcher.start();
+  if (options.dispatch !== false) bridge.dispatcher.start();
 
   return {
     url,
+    /** The whole config text, for a test that reloads a changed copy. */
+    yaml,
     bridge,
     store: bridge.store,
     logLines,
@@ -57,6 +64,7 @@ ${routesAndAirflow}`);
       }
     },
     async close() {
+      server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await bridge.close();
       temp.cleanup();
