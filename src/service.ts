@@ -212,6 +212,11 @@ export async function startService(config: Config, logger: Logger, configFile?: 
     await bridge.close();
     throw err;
   });
+  // A client may send FIN right after its request (HTTP allows it; some proxies do). By
+  // default node:http then aborts the request unless the answer is already written, so an
+  // event stored after an async step would get no answer; this lets the answer go out first.
+  // The switch is node:http's own but not in its typings; test/cli checks it still works.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.requestTimeout = config.server.request_timeout;
   server.headersTimeout = Math.min(config.server.request_timeout, 20_000);
   server.maxConnections = config.server.max_connections;

@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -136,6 +137,22 @@ describe('planasonix-bridge serve', () => {
     expect((await answer).status).toBe(202);
     expect(await exited).toBe(0);
     expect(logs.join('\n')).toContain('"msg":"stopped"');
+  });
+
+  it('answers a client that half-closes its side right after the request', async () => {
+    // Some clients and proxies send FIN after the request. node:http aborts such a request
+    // unless the answer is already written; /readyz here waits on a network probe of Airflow.
+    const ws = workspace((db) => `${validYaml(db)}airflow: { default: { url: "http://127.0.0.1:9", auth: { type: none } } }\n`);
+    const { url } = await serve(ws.file, { SECRET });
+    const { port } = new URL(url);
+    const status = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.end(`GET /readyz HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\n\r\n`));
+      let text = '';
+      socket.on('data', (d) => (text += d));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text.split('\r\n')[0]!));
+    });
+    expect(status).toBe('HTTP/1.1 200 OK');
   });
 
   it('keeps an acknowledged event through kill -9', async () => {
