@@ -89,17 +89,24 @@ function harnessDir(): string {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
+/**
+ * A port Airflow can bind now and again after pause(): taken below Linux's ephemeral range
+ * (32768+), so no outgoing connection (the bridge retrying against a paused Airflow makes
+ * many) and no `listen(0)` elsewhere can be handed it in between.
+ */
+export async function freePort(taken: readonly number[] = []): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (taken.includes(port)) continue;
+    const bound = await new Promise<boolean>((resolvePort) => {
+      const srv = createServer();
+      srv.unref();
+      srv.once('error', () => resolvePort(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolvePort(true)));
     });
-  });
+    if (bound) return port;
+  }
+  throw new Error('no free port in 20000-31999 after 50 tries');
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -376,7 +383,9 @@ export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAi
   };
 
   try {
-    const [port, workerLogPort, triggerLogPort] = await Promise.all([freePort(), freePort(), freePort()]);
+    const port = await freePort();
+    const workerLogPort = await freePort([port]);
+    const triggerLogPort = await freePort([port, workerLogPort]);
     const url = `http://127.0.0.1:${port}`;
     const dbFile = join(home, 'airflow.db');
     await mkdir(join(home, 'logs'), { recursive: true });

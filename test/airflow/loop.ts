@@ -1,18 +1,9 @@
 // The loop guard on a real Airflow: DAGs that call the bridge back with a completion event
 // for a pipeline that routes to them again (test/airflow/dags/loop_back.py).
-import { createServer } from 'node:net';
 import { expect, it } from 'vitest';
 import { airflowApi, e2eBridge } from '../helpers/e2e.js';
 import { completionEvent } from '../helpers/sign.js';
-import type { StartedAirflow } from './harness.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as import('node:net').AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort, type StartedAirflow } from './harness.js';
 
 export function loopGuardOnRealAirflow(af: () => StartedAirflow, api: 'v1' | 'v2'): void {
   it('stops real loops: a cycle at its first repeat, a chain at max_depth, a loop without lineage at the breaker', async () => {
