@@ -1,12 +1,12 @@
 // The end-to-end cases every Airflow major version must pass, against a real Airflow
 // started by the harness. Each version's test file calls this once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { airflowApi, e2eBridge } from '../helpers/e2e.js';
+import { airflowAndBridge, airflowApi, e2eBridge } from '../helpers/e2e.js';
 import { SECRET } from '../helpers/app.js';
 import { completionEvent } from '../helpers/sign.js';
 import { crashBetweenTriggerAndRecord } from './crash.js';
 import { loopGuardOnRealAirflow } from './loop.js';
-import { startAirflow, type StartedAirflow } from './harness.js';
+import type { StartedAirflow } from './harness.js';
 
 export interface ContractOptions {
   major: 3 | 2;
@@ -17,8 +17,9 @@ export interface ContractOptions {
 
 export function airflowContract({ major, extra, jwtExpirationSeconds }: ContractOptions): void {
   const api = major === 3 ? 'v2' : 'v1';
+  let rig: Awaited<ReturnType<typeof airflowAndBridge>>;
   let af: StartedAirflow;
-  let bridge: Awaited<ReturnType<typeof e2eBridge>>;
+  let bridge: typeof rig.bridge;
 
   const routes = (auth: string) => `
 airflow:
@@ -47,19 +48,18 @@ routes:
 
   describe(`real Airflow ${major} (api ${api})`, () => {
     beforeAll(async () => {
-      af = await startAirflow({
-        major,
-        ...(jwtExpirationSeconds ? { jwtExpirationSeconds } : {}),
-        // The loop DAGs sign their call-backs with this; it is never put in a DAG's conf.
-        env: { PLANASONIX_TEST_WEBHOOK_SECRET: SECRET },
-        waitForDags: ['record_conf', 'paused_dag', 'loop_dag', 'hop_4', 'nofwd_dag', 'asset_consumer'],
-      });
-      bridge = await e2eBridge(routes(`{ type: password, username: ${af.username}, password: ${af.password} }`).replace('URL', af.url));
+      ({ af, bridge } = rig = await airflowAndBridge(
+        {
+          major,
+          ...(jwtExpirationSeconds ? { jwtExpirationSeconds } : {}),
+          // The loop DAGs sign their call-backs with this; it is never put in a DAG's conf.
+          env: { PLANASONIX_TEST_WEBHOOK_SECRET: SECRET },
+          waitForDags: ['record_conf', 'paused_dag', 'loop_dag', 'hop_4', 'nofwd_dag', 'asset_consumer'],
+        },
+        (a) => routes(`{ type: password, username: ${a.username}, password: ${a.password} }`).replace('URL', a.url),
+      ));
     }, 240_000);
-    afterAll(async () => {
-      await bridge?.close();
-      await af?.stop();
-    }, 60_000);
+    afterAll(() => rig?.close(), 60_000);
 
     it('signed webhook → one DAG run with the rendered conf and dag_run_id, which reaches success', async () => {
       const event = completionEvent({ data: { run_id: `run_e2e_${major}`, pipeline_id: 'pl_8f2a9c1d4e', pipeline_name: 'nightly_sales_to_warehouse', status: 'succeeded', parameters: { business_date: '2026-11-23' }, tags: { team: 'sales' }, metrics: { rows_written: 120344 } } });

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAirflow, type StartedAirflow } from '../airflow/harness.js';
-import { airflowApi, e2eBridge } from '../helpers/e2e.js';
+import type { StartedAirflow } from '../airflow/harness.js';
+import { airflowAndBridge, airflowApi } from '../helpers/e2e.js';
 import { launchBrowser, screenshot, signIn } from '../helpers/browser.js';
 import { completionEvent } from '../helpers/sign.js';
 
@@ -15,29 +15,29 @@ const TOKEN = 'console-replay-token-0123456789';
 const DAGS = join(import.meta.dirname, '../airflow/dags');
 
 describe('console with real Airflow 3', () => {
+  let rig: Awaited<ReturnType<typeof airflowAndBridge>>;
   let af: StartedAirflow;
-  let bridge: Awaited<ReturnType<typeof e2eBridge>>;
+  let bridge: typeof rig.bridge;
   let browser: Browser;
   let page: Page;
   const dagsFolder = mkdtempSync(join(tmpdir(), 'console-dags-'));
 
   beforeAll(async () => {
     copyFileSync(join(DAGS, 'record_conf.py'), join(dagsFolder, 'record_conf.py'));
-    af = await startAirflow({ major: 3, dagsFolder, waitForDags: ['record_conf'] });
-    bridge = await e2eBridge(
-      `airflow: { default: { url: "${af.url}", api: v2, auth: { type: password, username: ${af.username}, password: ${af.password} } } }
+    ({ af, bridge } = rig = await airflowAndBridge(
+      { major: 3, dagsFolder, waitForDags: ['record_conf'] },
+      (a) => `airflow: { default: { url: "${a.url}", api: v2, auth: { type: password, username: ${a.username}, password: ${a.password} } } }
 routes:
   - { name: sales-to-record, match: { pipeline_id: pl_sales }, trigger: { dag_id: record_conf, conf: { rows: "{{ data.metrics.rows_written }}" } } }
   - { name: sales-to-late, match: { pipeline_id: pl_sales }, trigger: { dag_id: late_dag } }`,
       { adminTokens: [TOKEN] },
-    );
+    ));
     browser = await launchBrowser();
     page = await (await browser.newContext({ viewport: { width: 1366, height: 860 } })).newPage();
   }, 240_000);
   afterAll(async () => {
     await browser?.close();
-    await bridge?.close();
-    await af?.stop();
+    await rig?.close();
     rmSync(dagsFolder, { recursive: true, force: true });
   }, 60_000);
 

@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../src/log/logger.js';
 import { createBridge, type BridgeOptions } from '../../src/service.js';
 import type { Job } from '../../src/store/types.js';
+import { startAirflow, type StartAirflowOptions, type StartedAirflow } from '../airflow/harness.js';
 import { configFrom, SECRET, tempDir } from './app.js';
 import { standardWebhookHeaders } from './sign.js';
 
@@ -70,6 +71,29 @@ ${routesAndAirflow}`;
       temp.cleanup();
     },
   };
+}
+
+/**
+ * A real Airflow from the harness and a bridge in front of it, configured from the running
+ * Airflow (its URL and login); `close` stops both, and a bridge that fails to start does not
+ * leave Airflow running.
+ */
+export async function airflowAndBridge(start: StartAirflowOptions, yaml: (af: StartedAirflow) => string, options: Parameters<typeof e2eBridge>[1] = {}) {
+  const af = await startAirflow(start);
+  try {
+    const bridge = await e2eBridge(yaml(af), options);
+    return {
+      af,
+      bridge,
+      async close() {
+        await bridge.close();
+        await af.stop();
+      },
+    };
+  } catch (err) {
+    await af.stop();
+    throw err;
+  }
 }
 
 /** A small client for asserting what the real Airflow holds (not the bridge's client). */

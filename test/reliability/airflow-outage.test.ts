@@ -3,9 +3,9 @@
 // and every job lands exactly once.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAirflow, type StartedAirflow } from '../airflow/harness.js';
+import type { StartedAirflow } from '../airflow/harness.js';
 import { SECRET } from '../helpers/app.js';
-import { airflowApi, e2eBridge } from '../helpers/e2e.js';
+import { airflowAndBridge, airflowApi } from '../helpers/e2e.js';
 import { completionEvent } from '../helpers/sign.js';
 import type { Job } from '../../src/store/types.js';
 
@@ -34,24 +34,24 @@ routes:
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('real Airflow 3 outage and restart with the same metadata DB', () => {
+  let rig: Awaited<ReturnType<typeof airflowAndBridge>>;
   let af: StartedAirflow;
-  let bridge: Awaited<ReturnType<typeof e2eBridge>>;
+  let bridge: typeof rig.bridge;
   const harnessLines: string[] = [];
 
   beforeAll(async () => {
-    af = await startAirflow({
+    ({ af, bridge } = rig = await airflowAndBridge(
+      {
       major: 3,
       env: { PLANASONIX_TEST_WEBHOOK_SECRET: SECRET },
       waitForDags: ['record_conf'],
       // Keep the harness's own lines (start, pause, resume, unexpected exits) for diagnosis.
       log: (l) => void (l.startsWith('[harness]') && harnessLines.push(l)),
-    });
-    bridge = await e2eBridge(config(af.url, af.username, af.password));
+      },
+      (a) => config(a.url, a.username, a.password),
+    ));
   }, 240_000);
-  afterAll(async () => {
-    await bridge?.close();
-    await af?.stop();
-  }, 60_000);
+  afterAll(() => rig?.close(), 60_000);
 
   it('retries through the outage, dead-letters nothing, and triggers each event exactly once', async () => {
     const tag = randomBytes(3).toString('hex');
