@@ -39,6 +39,23 @@ async function serve(file: string): Promise<{ child: ChildProcess; url: string }
   return started;
 }
 
+/**
+ * The counting endpoint, a config pointing at it (or at `front`, a proxy before it) and a
+ * bridge serving that config; everything is closed after the test.
+ */
+type Front = { url: string; close(): Promise<void> };
+type Counted = { airflow: Awaited<ReturnType<typeof startCountingAirflow>>; db: string; file: string; bridge: Awaited<ReturnType<typeof serve>> };
+function countedBridge(): Promise<Counted>;
+function countedBridge<F extends Front>(front: (airflowUrl: string) => Promise<F>): Promise<Counted & { proxy: F }>;
+async function countedBridge(front?: (airflowUrl: string) => Promise<Front>) {
+  const airflow = await startCountingAirflow();
+  cleanups.push(() => airflow.close());
+  const proxy = front ? await front(airflow.url) : undefined;
+  if (proxy) cleanups.push(() => proxy.close());
+  const { db, file } = setup(proxy?.url ?? airflow.url);
+  return { airflow, proxy, db, file, bridge: await serve(file) };
+}
+
 const delivery = (i: number, tag: string) => ({ id: `msg_${tag}_${i}`, body: JSON.stringify(completionEvent({ data: { run_id: `${tag}_${i}`, pipeline_id: 'pl', status: 'succeeded' } })) });
 
 async function post(url: () => string, d: { id: string; body: string }): Promise<number> {
@@ -79,10 +96,9 @@ async function settle(db: string, expected: number, airflow: CountingAirflow, ms
 
 describe('exactly once', () => {
   it('1,000 events while the bridge is killed with SIGKILL at random moments and restarted', async () => {
-    const airflow = await startCountingAirflow();
-    cleanups.push(() => airflow.close());
-    const { db, file } = setup(airflow.url);
-    let bridge = await serve(file);
+    const rig = await countedBridge();
+    const { airflow, db, file } = rig;
+    let bridge = rig.bridge;
     const deliveries = Array.from({ length: 1000 }, (_, i) => delivery(i, 'crash'));
     const queue = [...deliveries];
     let kills = 0;
@@ -109,12 +125,7 @@ describe('exactly once', () => {
   }, 120_000);
 
   it('503 bursts with Retry-After, answers past the timeout and dropped connections: still one run each', async () => {
-    const airflow = await startCountingAirflow();
-    cleanups.push(() => airflow.close());
-    const proxy = await startFaultProxy(airflow.url, { slowMs: 1500 });
-    cleanups.push(() => proxy.close());
-    const { db, file } = setup(proxy.url);
-    const bridge = await serve(file);
+    const { airflow, proxy, db, bridge } = await countedBridge((url) => startFaultProxy(url, { slowMs: 1500 }));
     const deliveries = Array.from({ length: 300 }, (_, i) => delivery(i, 'fault'));
     await Promise.all(deliveries.map((d) => post(() => bridge.url, d)));
     const c = await settle(db, 300, airflow);
@@ -127,10 +138,7 @@ describe('exactly once', () => {
   }, 120_000);
 
   it('each event delivered three times at once: one stored event, one run', async () => {
-    const airflow = await startCountingAirflow();
-    cleanups.push(() => airflow.close());
-    const { db, file } = setup(airflow.url);
-    const bridge = await serve(file);
+    const { airflow, db, bridge } = await countedBridge();
     const deliveries = Array.from({ length: 200 }, (_, i) => delivery(i, 'storm'));
     const statuses = await Promise.all(deliveries.flatMap((d) => [d, d, d]).map((d) => post(() => bridge.url, d)));
     expect(statuses.filter((s) => s === 202)).toHaveLength(200);
