@@ -11,9 +11,10 @@ import type { ConfigProblem } from './config/load.js';
 import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
 import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
-import { loadConfig } from './config/load.js';
+import { clearTextWarnings, loadConfig } from './config/load.js';
+import { redactUrls } from './log/redact.js';
 import type { RedisReply } from 'rate-limit-redis';
-import { adminTokens } from './admin/auth.js';
+import { adminTokens, weakAdminToken } from './admin/auth.js';
 import { checkLoops } from './guard/graph.js';
 
 export interface Running {
@@ -57,19 +58,29 @@ export interface BridgeOptions {
   adminTokens?: readonly string[];
   /** Where POST /v1/config/reload and SIGHUP read the config again. */
   configFile?: string;
+  /** Told after a reload applied, for what the caller owns (the listening socket's timeouts). */
+  onApplied?: (config: Config) => void;
 }
 
 /** How long one probe of the Airflow instances answers for (they may take up to their timeout). */
 const HEALTH_TTL_MS = 3000;
 
-/** Settings bound at start (the socket, the store, how client addresses are read). */
-const FIXED = [
-  ['server.host', (c: Config) => c.server.host],
-  ['server.port', (c: Config) => c.server.port],
-  ['server.trust_proxy', (c: Config) => c.server.trust_proxy],
-  ['store.url', (c: Config) => c.store.url],
-  ['server.rate_limit_redis', (c: Config) => c.server.rate_limit_redis],
-] as const;
+/**
+ * Settings bound at start: the sockets, the store, how client addresses are read. A reload
+ * that changes one is refused with its path; everything else applies live.
+ */
+export const RESTART_ONLY = ['server.host', 'server.port', 'server.trust_proxy', 'server.rate_limit_redis', 'store', 'metrics'] as const;
+
+const at = (config: Config, path: string): unknown => path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], config);
+
+/** The leaf paths under `path` whose values differ, so a refusal names `store.url`, not `store`. */
+function changedPaths(before: unknown, after: unknown, path: string): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObject(before) && isObject(after)) {
+    return [...new Set([...Object.keys(before), ...Object.keys(after)])].flatMap((k) => changedPaths(before[k], after[k], `${path}.${k}`));
+  }
+  return JSON.stringify(before) === JSON.stringify(after) ? [] : [path];
+}
 
 export async function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): Promise<{ ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] }> {
   const built = buildSources(config, Date.now);
@@ -87,8 +98,8 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   let reloadFromFile: (() => Promise<ReloadResult>) | undefined;
 
   const reload = async (next: Config): Promise<ReloadResult> => {
-    const fixed = FIXED.filter(([, read]) => JSON.stringify(read(next)) !== JSON.stringify(read(live.config)));
-    if (fixed.length > 0) return { ok: false, problems: fixed.map(([path]) => ({ path, message: 'cannot change while running; restart the bridge to apply it' })) };
+    const fixed = RESTART_ONLY.flatMap((path) => changedPaths(at(live.config, path), at(next, path), path));
+    if (fixed.length > 0) return { ok: false, problems: fixed.map((path) => ({ path, message: 'cannot change while running; restart the bridge to apply it' })) };
     const sources = buildSources(next, Date.now);
     if (!sources.ok) return sources;
     // Unchanged instances keep their client (and its token and connections); replaced ones
@@ -107,6 +118,8 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     await warnOrphans(next);
     live = { config: next, sources: sources.sources };
     clients = nextClients;
+    logger.level = next.log.level;
+    options.onApplied?.(next);
     metrics.reloads.inc({ outcome: 'applied' });
     logger.info({ changed }, 'config reloaded');
     dispatcher.wake();
@@ -122,7 +135,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
         metrics.reloads.inc({ outcome: 'refused' });
         logger.error({ file, problems: result.problems }, 'config reload refused; the running config is kept');
       } else if (loaded.ok) {
-        for (const warning of loaded.warnings) logger.warn({ component: 'loop_guard' }, warning);
+        logWarnings(logger, loaded.warnings, loaded.config);
       }
       return result;
     };
@@ -180,7 +193,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
 
 /** Which top-level parts differ, for the reload log line and answer. */
 function describeChanges(before: Config, after: Config): string[] {
-  const keys = ['server', 'log', 'sources', 'airflow', 'routes', 'dispatch', 'loop_guard'] as const;
+  const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])] as (keyof Config)[];
   const changed = keys.filter((k) => JSON.stringify(before[k], replacer) !== JSON.stringify(after[k], replacer));
   const beforeRoutes = new Set(before.routes.map((r) => r.name));
   const afterRoutes = new Set(after.routes.map((r) => r.name));
@@ -197,38 +210,47 @@ function replacer(_key: string, value: unknown): unknown {
 }
 
 export async function startService(config: Config, logger: Logger, configFile?: string): Promise<StartResult> {
-  const created = await createBridge(config, logger, configFile ? { configFile } : {});
+  const weak = weakAdminToken(adminTokens());
+  if (weak) return { ok: false, problems: [{ path: 'BRIDGE_ADMIN_TOKEN', message: weak }] };
+  let server: Server | undefined;
+  // Timeouts of the listening socket follow a reload; its address does not (RESTART_ONLY).
+  const applyServer = (c: Config) => {
+    if (!server) return;
+    server.requestTimeout = c.server.request_timeout;
+    server.headersTimeout = Math.min(c.server.request_timeout, 20_000);
+    server.maxConnections = c.server.max_connections;
+  };
+  const created = await createBridge(config, logger, { ...(configFile ? { configFile } : {}), onApplied: applyServer });
   if (!created.ok) return created;
   const bridge = created.bridge;
   const { app, store, dispatcher } = bridge;
   // Cycles through edges learned in earlier runs: warnings (lineage and the breaker bound
   // them), never a reason not to start.
   const loops = checkLoops(config.routes, config.loop_guard, await store.learnedEdges());
-  for (const message of [...loops.errors.map((e) => e.message), ...loops.warnings]) logger.warn({ component: 'loop_guard' }, message);
+  logWarnings(logger, [...loops.errors.map((e) => e.message), ...loops.warnings], config);
 
-  const server = await new Promise<Server>((resolve, reject) => {
+  const listening = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.server.port, config.server.host, (err?: Error) => (err ? reject(err) : resolve(s)));
   }).catch(async (err: Error) => {
     await bridge.close();
     throw err;
   });
+  server = listening;
   // A client may send FIN right after its request (HTTP allows it; some proxies do). By
   // default node:http then aborts the request unless the answer is already written, so an
   // event stored after an async step would get no answer; this lets the answer go out first.
   // The switch is node:http's own but not in its typings; test/cli checks it still works.
-  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-  server.requestTimeout = config.server.request_timeout;
-  server.headersTimeout = Math.min(config.server.request_timeout, 20_000);
-  server.maxConnections = config.server.max_connections;
+  (listening as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  applyServer(config);
   let draining = false;
   // While draining, every answer closes its connection: a keep-alive client must not keep
   // sending on a socket that is about to be cut.
-  server.on('request', (_req, res: import('node:http').ServerResponse) => {
+  listening.on('request', (_req, res: import('node:http').ServerResponse) => {
     if (!draining) return;
     if (!res.headersSent) res.setHeader('connection', 'close');
-    res.on('finish', () => server.closeIdleConnections());
+    res.on('finish', () => listening.closeIdleConnections());
   });
-  const url = urlOf(server);
+  const url = urlOf(listening);
   // /metrics on its own listener keeps the webhook port public-only.
   let metricsServer: Server | undefined;
   if (config.metrics) {
@@ -244,8 +266,8 @@ export async function startService(config: Config, logger: Logger, configFile?: 
       url,
       sources: Object.entries(config.sources).map(([name, s]) => ({ name, path: s.path, scheme: s.verify.scheme })),
       routes: config.routes.map((r) => r.name),
-      airflow: Object.fromEntries(Object.entries(config.airflow).map(([name, a]) => [name, `${a.url} (${a.api})`])),
-      store: config.store.url,
+      airflow: Object.fromEntries(Object.entries(config.airflow).map(([name, a]) => [name, `${redactUrls(a.url)} (${a.api})`])),
+      store: redactUrls(config.store.url),
       ...(metricsServer ? { metrics: `${urlOf(metricsServer)}${config.metrics!.path}` } : {}),
     },
     'bridge listening',
@@ -256,12 +278,13 @@ export async function startService(config: Config, logger: Logger, configFile?: 
     (stopping ??= (async () => {
       logger.info('shutting down: no new connections, finishing in-flight requests');
       draining = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      const closed = new Promise<void>((resolve) => listening.close(() => resolve()));
+      listening.closeIdleConnections();
+      const timeout = bridge.live().config.server.shutdown_timeout;
       const timer = setTimeout(() => {
-        logger.warn({ timeout_ms: config.server.shutdown_timeout }, 'shutdown timeout: closing remaining connections');
-        server.closeAllConnections();
-      }, config.server.shutdown_timeout);
+        logger.warn({ timeout_ms: timeout }, 'shutdown timeout: closing remaining connections');
+        listening.closeAllConnections();
+      }, timeout);
       await closed;
       clearTimeout(timer);
       metricsServer?.closeAllConnections();
@@ -270,7 +293,13 @@ export async function startService(config: Config, logger: Logger, configFile?: 
       logger.info('stopped');
     })());
 
-  return { ok: true, running: { url, ...(metricsServer ? { metricsUrl: urlOf(metricsServer) } : {}), server, store, stop, reload: bridge.reloadFromFile } };
+  return { ok: true, running: { url, ...(metricsServer ? { metricsUrl: urlOf(metricsServer) } : {}), server: listening, store, stop, reload: bridge.reloadFromFile } };
+}
+
+/** Loop-guard warnings and credentials sent in clear text: at start and on every reload. */
+function logWarnings(logger: Logger, loopWarnings: readonly string[], config: Config): void {
+  for (const warning of loopWarnings) logger.warn({ component: 'loop_guard' }, warning);
+  for (const warning of clearTextWarnings(config)) logger.warn({ component: 'config' }, warning);
 }
 
 function urlOf(server: Server): string {

@@ -12,6 +12,7 @@ import { sendProblem } from '../ingress/problems.js';
 import type { ConfigProblem } from '../config/load.js';
 import type { Attempt, Job, Store, StoredEvent } from '../store/types.js';
 import type { AdminAuth } from './auth.js';
+import { redactDeep } from '../log/redact.js';
 
 export interface AdminDeps {
   auth: AdminAuth;
@@ -146,8 +147,9 @@ export function adminRouter(deps: AdminDeps): Router {
     const now = deps.clock();
     // From the start of a minute, so the oldest bar counts a whole minute like the others.
     const since = Math.floor((now - ACTIVITY_MS) / 60_000) * 60_000;
-    const [airflow, queue, activity] = await Promise.all([deps.airflowHealth?.() ?? {}, deps.store.jobCounts(), deps.store.activity(since)]);
-    res.json({ airflow, queue, activity: activity.map((a) => ({ ...a, minute: iso(a.minute) })) });
+    const [airflow, queue, activity, writable] = await Promise.all([deps.airflowHealth?.() ?? {}, deps.store.jobCounts(), deps.store.activity(since), deps.store.checkWritable()]);
+    const store = writable.ok ? { writable: true, detail: 'ok' } : { writable: false, detail: writable.error.message };
+    res.json(redactDeep({ airflow, store, queue, activity: activity.map((a) => ({ ...a, minute: iso(a.minute) })) }));
   });
 
   router.delete('/loop-guard/breakers/:key', async (req, res) => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { formatProblems, loadConfig, type ConfigProblem } from '../config/load.js';
+import { clearTextWarnings, formatProblems, loadConfig, type ConfigResult } from '../config/load.js';
 import { buildSources } from '../ingress/sources.js';
 import { createLogger } from '../log/logger.js';
 import { readFile } from 'node:fs/promises';
@@ -102,21 +102,22 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function checkConfig(file: string): Promise<number> {
-  const problems = await configProblems(file);
-  if (problems.length > 0) {
-    process.stderr.write(`${file}: ${problems.length} problem(s)\n${formatProblems(problems)}\n`);
+  const checked = await checkedConfig(file);
+  if (!checked.ok) {
+    process.stderr.write(`${file}: ${checked.problems.length} problem(s)\n${formatProblems(checked.problems)}\n`);
     return EXIT.invalidConfig;
   }
   process.stdout.write(`${file}: valid\n`);
+  for (const warning of [...checked.warnings, ...clearTextWarnings(checked.config)]) process.stdout.write(`warning: ${warning}\n`);
   return EXIT.ok;
 }
 
 /** Schema problems first; keys are only tried once the shape is right. */
-async function configProblems(file: string): Promise<ConfigProblem[]> {
+async function checkedConfig(file: string): Promise<ConfigResult> {
   const loaded = await loadConfig(file);
-  if (!loaded.ok) return loaded.problems;
+  if (!loaded.ok) return loaded;
   const built = buildSources(loaded.config, Date.now);
-  return built.ok ? [] : built.problems;
+  return built.ok ? loaded : built;
 }
 
 async function explain(file: string, eventFile: string, sourceName: string | undefined, json: boolean): Promise<number> {

@@ -3,6 +3,8 @@ import { parseDocument } from 'yaml';
 import { substituteEnv, formatPath, type Env } from './env.js';
 import { checkLoops } from '../guard/graph.js';
 import { configSchema, type Config } from './schema.js';
+import { httpsOrLoopback } from './urls.js';
+import { redactUrls } from '../log/redact.js';
 
 export interface ConfigProblem {
   path: string;
@@ -42,6 +44,16 @@ export function parseConfig(text: string, env: Env): ConfigResult {
     return { ok: false, problems: loops.errors.map((e) => ({ path: `routes[${index.get(e.route)}]`, message: e.message })) };
   }
   return { ok: true, config: parsed.data, warnings: loops.warnings };
+}
+
+/**
+ * Credentials sent over plain http off this host can be read on the way: allowed (a private
+ * network may be trusted), never silent. Logged at start and reload, printed by check-config.
+ */
+export function clearTextWarnings(config: Config): string[] {
+  return Object.entries(config.airflow)
+    .filter(([, a]) => a.auth.type !== 'none' && !httpsOrLoopback(a.url))
+    .map(([name, a]) => `airflow.${name}.url: ${redactUrls(a.url)} is plain http off loopback, and auth ${a.auth.type} sends ${a.auth.type === 'password' ? 'the password' : 'the token'} in clear text on every request; use https`);
 }
 
 export async function loadConfig(file: string, env: Env = process.env): Promise<ConfigResult> {

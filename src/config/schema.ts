@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { compilePattern, compileWhere, MATCH_FIELDS, own, type FieldTest, type MatchField } from '../route/match.js';
 import { compile, type Template } from '../route/template.js';
+import { HTTPS_OR_LOOPBACK, httpsOrLoopback } from './urls.js';
 
 // Values that may come from `${VAR}` arrive as strings, so numbers accept digit strings too.
 const integer = (min: number) =>
@@ -32,6 +33,10 @@ const size = z.union([z.number().int().min(1), z.string()]).transform((value, ct
 });
 
 const nonEmpty = z.string().min(1, 'empty');
+
+/** Shorter tokens can be guessed within the admin API's rate limit over weeks. */
+export const ADMIN_TOKEN_MIN = 32;
+const adminToken = z.string().min(ADMIN_TOKEN_MIN, `shorter than ${ADMIN_TOKEN_MIN} characters: too easy to guess (openssl rand -base64 32)`);
 const headerName = z
   .string()
   .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'not a valid HTTP header name')
@@ -39,9 +44,14 @@ const headerName = z
 
 // true/false/a hop count/a list of subnets, also as strings from `${VAR}`; checked here so
 // a bad value names its path instead of crashing express at start.
+const TRUST_ALL = 'true trusts every X-Forwarded-For entry, so any client picks its own address and escapes every per-client limit; give the number of proxies in front (e.g. 1) or their addresses/subnets';
 const trustProxy = z.union([z.boolean(), z.number().int().min(0), z.string()]).transform((value, ctx) => {
+  if (value === true || value === 'true') {
+    ctx.addIssue({ code: 'custom', message: TRUST_ALL });
+    return z.NEVER;
+  }
   if (typeof value !== 'string') return value;
-  if (value === 'true' || value === 'false') return value === 'true';
+  if (value === 'false') return false;
   if (/^\d+$/.test(value)) return Number(value);
   const names = ['loopback', 'linklocal', 'uniquelocal'];
   const bad = value.split(',').map((v) => v.trim()).filter((v) => !names.includes(v) && !isIP(v.replace(/\/\d+$/, '')));
@@ -90,7 +100,7 @@ const jws = z
     public_keys: z.array(nonEmpty).default([]),
     jwks_url: z
       .url({ protocol: /^https?$/ })
-      .refine((u) => u.startsWith('https:') || /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|\/)/.test(u), 'must be https (plain http only on loopback): keys fetched in clear text could be swapped')
+      .refine(httpsOrLoopback, `${HTTPS_OR_LOOPBACK}: keys fetched in clear text could be swapped`)
       .optional(),
     /** Least time between two JWKS fetches caused by an unknown `kid` (a flood of bad kids cannot hammer the IdP). */
     jwks_refresh_cooldown: duration.default(30_000),
@@ -264,7 +274,10 @@ export const configSchema = z
         host: nonEmpty.default('0.0.0.0'),
         port: integer(0).pipe(z.number().max(65535)).default(8787),
         body_limit: size.default(256 * 1024),
+        /** Verified deliveries per source (a source may set its own). */
         rate_limit: rateLimit.default({ window: 60_000, max: 1200 }),
+        /** Requests that fail verification, per client address: their own budget, so junk cannot spend the sender's. */
+        unverified_limit: rateLimit.default({ window: 60_000, max: 120 }),
         /** Shared counts for several replicas (express-rate-limit's Redis store); in memory without. */
         rate_limit_redis: z.url({ protocol: /^rediss?$/ }).optional(),
         /** Express `trust proxy`: set when a load balancer adds X-Forwarded-For, so limits are per client. */
@@ -295,12 +308,22 @@ export const configSchema = z
     routes: z.array(route).default([]),
     dispatch: dispatch.prefault({}),
     loop_guard: loopGuard.prefault({}),
-    /** Admin API JWTs (in addition to BRIDGE_ADMIN_TOKEN): verified against this JWKS. */
+    /** Who may use /v1 besides BRIDGE_ADMIN_TOKEN: static tokens and/or JWTs from a JWKS. Reloadable. */
     admin: z
       .strictObject({
-        jwks_url: z.url({ protocol: /^https?$/ }),
-        issuer: nonEmpty,
-        audience: nonEmpty,
+        tokens: z.array(adminToken).default([]),
+        jwks_url: z
+          .url({ protocol: /^https?$/ })
+          .refine(httpsOrLoopback, `${HTTPS_OR_LOOPBACK}: keys fetched in clear text could be swapped for an attacker's`)
+          .optional(),
+        issuer: nonEmpty.optional(),
+        audience: nonEmpty.optional(),
+      })
+      .superRefine((a, ctx) => {
+        if (a.jwks_url === undefined) return;
+        for (const key of ['issuer', 'audience'] as const) {
+          if (a[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'required with jwks_url: without it, a token minted for another service by the same IdP would pass' });
+        }
       })
       .optional(),
     /** A separate listener for /metrics, so the webhook port can stay public-only. */

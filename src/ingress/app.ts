@@ -95,10 +95,21 @@ export function createApp(deps: AppDeps): Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
-    const [store, airflow] = await Promise.all([deps.store.checkWritable(), deps.airflowHealth?.()]);
-    const body = { status: store.ok ? 'ready' : 'not_ready', config: 'loaded', store: store.ok ? 'ok' : store.error.message, ...(airflow ? { airflow } : {}) };
-    res.status(store.ok ? 200 : 503).json(body);
+  // Unauthenticated, so only reason codes: the store's and Airflow's error texts name users,
+  // hosts and databases. The detail is logged when the answer changes, and is in /v1/status.
+  let lastReasons = '';
+  app.get('/readyz', async (req, res) => {
+    const [store, airflow = {}] = await Promise.all([deps.store.checkWritable(), deps.airflowHealth?.()]);
+    const unreachable = Object.entries(airflow).filter(([, h]) => !(h as { reachable?: boolean }).reachable);
+    // Airflow being down does not make the bridge unready: events are still stored and wait.
+    const reasons = [...(store.ok ? [] : ['store_unavailable']), ...(unreachable.length > 0 ? ['airflow_unreachable'] : [])];
+    if (reasons.join() !== lastReasons) {
+      lastReasons = reasons.join();
+      const detail = { reasons, ...(store.ok ? {} : { store: store.error.message }), ...(unreachable.length > 0 ? { airflow: Object.fromEntries(unreachable) } : {}) };
+      if (reasons.length > 0) req.log.warn(detail, `readiness: ${reasons.join(', ')}`);
+      else req.log.info(detail, 'readiness: ready');
+    }
+    res.status(store.ok ? 200 : 503).json({ status: store.ok ? 'ready' : 'not_ready', reasons });
   });
 
   if (!deps.metricsElsewhere) app.get('/metrics', metricsHandler(metrics, deps.beforeScrape));
@@ -114,10 +125,11 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  const auth = adminAuth(deps.adminTokens ?? [], deps.live().config.admin);
+  const auth = adminAuth(deps.adminTokens ?? [], () => deps.live().config.admin);
   app.use('/v1', adminRouter({ auth, config: () => deps.live().config, store: deps.store, clock, ...deps.admin, airflowHealth: deps.airflowHealth }));
-  // The console reads the admin API, so it exists only where the admin API does.
-  if (auth.enabled) app.use('/console', consoleRouter());
+  // The console reads the admin API, so it exists only while the admin API does.
+  const consolePages = consoleRouter();
+  app.use('/console', (req, res, next) => (auth.enabled() ? consolePages(req, res, next) : next()));
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
@@ -132,7 +144,7 @@ export function createApp(deps: AppDeps): Express {
     const router = Router();
     for (const source of live.sources) {
       // An unchanged source keeps its chain, so its rate-limit counts survive the reload.
-      const key = JSON.stringify([source.config, live.config.server.body_limit, live.config.server.rate_limit]);
+      const key = JSON.stringify([source.config, live.config.server.body_limit, live.config.server.rate_limit, live.config.server.unverified_limit]);
       let chain = chains.get(source.name);
       if (chain?.key !== key) chains.set(source.name, (chain = { key, handlers: webhookHandlers(source, { ...webhookDeps, server: live.config.server }) }));
       router.post(source.config.path, ...chain.handlers);

@@ -24,33 +24,74 @@ export interface WebhookDeps {
   onJobs: () => void;
 }
 
-/** DESIGN §1 order: content type → size → rate limit → signature → schema → dedupe + insert. */
+/**
+ * DESIGN §1 order: content type → size → signature → rate limits → schema → dedupe + insert.
+ * Two budgets (DESIGN §2), so that junk cannot starve the sender: a request that fails
+ * verification counts per client against `server.unverified_limit` (429 past it, never
+ * touching the sender's budget); a verified delivery counts per source against `rate_limit`
+ * and is never refused by the first. Verifying first costs one MAC per configured secret.
+ */
 export function webhookHandlers(source: Source, deps: WebhookDeps): RequestHandler[] {
   const limits = source.config.rate_limit ?? deps.server.rate_limit;
+  const junk = deps.server.unverified_limit;
   return [
     tagSource(source),
     requireJson,
     // inflate: false — the signature covers the bytes as sent; a compressed body is refused (415).
     express.raw({ type: () => true, limit: deps.server.body_limit, inflate: false }),
-    rateLimit({
-      windowMs: limits.window,
-      limit: limits.max,
-      standardHeaders: 'draft-8',
-      legacyHeaders: false,
-      identifier: source.name,
-      // Behind a proxy without trust_proxy, X-Forwarded-For is simply ignored; the library's
-      // own warning would go to stderr as a stack trace instead of a log line. Chains are built
-      // when a (reloaded) config is first used, which is during a request: on purpose.
-      validate: { xForwardedForHeader: false, creationStack: false },
-      // Shared across replicas through Redis when configured. If Redis fails, requests pass:
-      // refusing webhooks (and making Planasonix drop or delay them) is worse than a moment
-      // without a limit.
-      ...(deps.rateLimitRedis ? { store: new RedisStore({ sendCommand: deps.rateLimitRedis, prefix: `bridge:rl:${source.name}:` }), passOnStoreError: true } : {}),
-      handler: (_req, res) => sendProblem(res, 'rate_limited', `more than ${limits.max} requests in ${limits.window / 1000}s for source ${source.name}; retry after the Retry-After seconds`),
+    verify(source),
+    limiter(deps, `bridge:rl:unverified:${source.name}:`, junk, {
+      // Per client address (express's req.ip, so behind proxies it needs server.trust_proxy).
+      // A verifier that could not run (JWKS down, 503) is ours to fix, not the client's junk.
+      skip: (_req, res) => {
+        const v = res.locals.verification as Verification;
+        return v.ok || v.error.reason === 'verifier_unavailable';
+      },
+      message: `more than ${junk.max} requests that failed verification in ${junk.window / 1000}s from this address; retry after the Retry-After seconds`,
+    }),
+    refuseUnverified,
+    limiter(deps, `bridge:rl:${source.name}:`, limits, {
+      // One budget for the source, whichever address the deliveries come from.
+      keyGenerator: () => source.name,
+      message: `more than ${limits.max} deliveries in ${limits.window / 1000}s for source ${source.name}; retry after the Retry-After seconds`,
     }),
     accept(source, deps),
   ];
 }
+
+type Verification = Awaited<ReturnType<Source['verify']>>;
+
+function limiter(deps: WebhookDeps, prefix: string, limits: Config['server']['rate_limit'], options: { skip?: (req: Request, res: Response) => boolean; keyGenerator?: () => string; message: string }): RequestHandler {
+  return rateLimit({
+    windowMs: limits.window,
+    limit: limits.max,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    ...(options.skip ? { skip: options.skip } : {}),
+    ...(options.keyGenerator ? { keyGenerator: options.keyGenerator } : {}),
+    // Behind a proxy without trust_proxy, X-Forwarded-For is simply ignored; the library's
+    // own warning would go to stderr as a stack trace instead of a log line. Chains are built
+    // when a (reloaded) config is first used, which is during a request: on purpose.
+    validate: { xForwardedForHeader: false, creationStack: false },
+    // Shared across replicas through Redis when configured. If Redis fails, requests pass:
+    // refusing webhooks (and making Planasonix drop or delay them) is worse than a moment
+    // without a limit.
+    ...(deps.rateLimitRedis ? { store: new RedisStore({ sendCommand: deps.rateLimitRedis, prefix }), passOnStoreError: true } : {}),
+    handler: (_req, res) => sendProblem(res, 'rate_limited', options.message),
+  });
+}
+
+const verify = (source: Source): RequestHandler => async (req, res, next) => {
+  const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  res.locals.verification = await source.verify({ body, headers: req.headers });
+  next();
+};
+
+const refuseUnverified: RequestHandler = (_req, res, next) => {
+  const verified = res.locals.verification as Verification;
+  if (!verified.ok) return sendProblem(res, verified.error.reason, verified.error.message, verified.error.cause);
+  next();
+};
 
 const tagSource = (source: Source): RequestHandler => (req, res, next) => {
   res.locals.source = source.name;
@@ -80,9 +121,7 @@ const requireJson: RequestHandler = (req, res, next) => {
 function accept(source: Source, deps: WebhookDeps): RequestHandler {
   return async (req: Request, res: Response, _next: NextFunction) => {
     const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-
-    const verified = await source.verify({ body, headers: req.headers });
-    if (!verified.ok) return sendProblem(res, verified.error.reason, verified.error.message, verified.error.cause);
+    const verified = res.locals.verification as Verification & { ok: true };
 
     const event = parseEvent(body);
     if (!event.ok) return sendProblem(res, event.error.reason, event.error.message);

@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { redactDeep, redactUrls } from './redact.js';
 
 export type { Logger };
 
@@ -22,7 +23,15 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: 'planasonix-bridge' },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACT, censor: '[redacted]' },
-      formatters: { level: (label) => ({ level: label }) },
+      // Key names cannot tell a URL with a password in it: every string, message and error
+      // text has URL credentials replaced (log/redact.ts).
+      formatters: { level: (label) => ({ level: label }), log: (object) => redactDeep(object) },
+      serializers: { err: (err: Error) => redactDeep(pino.stdSerializers.err(err)) },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(this, args.map((a) => (typeof a === 'string' ? redactUrls(a) : a)) as Parameters<typeof method>);
+        },
+      },
     },
     destination,
   );

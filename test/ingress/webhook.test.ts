@@ -155,10 +155,12 @@ sources:
     expect(limited.body.error).toBe('rate_limited');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
     expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
-    const other = await request(app).post('/webhooks/other').set('content-type', 'application/json').send('{}');
-    expect(other.status).toBe(401);
-    const otherAgain = await request(app).post('/webhooks/other').set('content-type', 'application/json').send('{}');
-    expect(otherAgain.status).toBe(429);
+    const toOther = () => {
+      const body = JSON.stringify(completionEvent());
+      return request(app).post('/webhooks/other').set({ 'content-type': 'application/json', 'x-planasonix-signature': hmacHex('sixteen-chars-secret', body) }).send(body);
+    };
+    expect((await toOther()).status).toBe(202);
+    expect((await toOther()).status).toBe(429);
   });
 
   it('503 when the store cannot write, and nothing is half-written', async () => {
@@ -172,6 +174,7 @@ sources:
     expect(res.body).toEqual({ error: 'store_unavailable', message: 'the event could not be stored; retry later' });
     const ready = await request(app).get('/readyz');
     expect(ready.status).toBe(503);
+    expect(ready.body).toEqual({ status: 'not_ready', reasons: ['store_unavailable'] });
     blocker.exec('ROLLBACK');
     blocker.close();
     expect(rowCount(dbPath)).toBe(0);
@@ -303,6 +306,6 @@ describe('health', () => {
     expect((await request(app).get('/healthz')).body).toEqual({ status: 'ok' });
     const ready = await request(app).get('/readyz');
     expect(ready.status).toBe(200);
-    expect(ready.body).toEqual({ status: 'ready', config: 'loaded', store: 'ok' });
+    expect(ready.body).toEqual({ status: 'ready', reasons: [] });
   });
 });
