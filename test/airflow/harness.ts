@@ -51,6 +51,20 @@ export interface StartAirflowOptions {
   keepHome?: boolean | undefined;
   /** stop(): time between SIGTERM and SIGKILL of the process groups (default 1000 ms). */
   stopGraceMs?: number | undefined;
+  /** Load the push plugin of airflow-plugin/ (DESIGN §7) into this Airflow, configured to post
+   *  to `url` signed with `secret`. The cached venv is not touched: a one-line shim in a
+   *  plugins folder inside the run's home imports the plugin from airflow-plugin/src, which is
+   *  put on PYTHONPATH (so the DAGs' tasks can import it too). */
+  plugin?: PluginOptions | undefined;
+}
+
+export interface PluginOptions {
+  url: string;
+  secret: string;
+  /** [planasonix_bridge] timeout (s), tries, queue_size; the plugin's defaults otherwise. */
+  timeout?: number | undefined;
+  tries?: number | undefined;
+  queueSize?: number | undefined;
 }
 
 export interface StartedAirflow {
@@ -235,6 +249,11 @@ async function ensureVenv(major: 2 | 3, log: (l: string) => void): Promise<strin
   return (lines.at(-1) ?? '').trim();
 }
 
+/** The cached venv of Airflow `major` (installed by install.sh if missing). */
+export function airflowVenv(major: 2 | 3, log: (l: string) => void = () => {}): Promise<string> {
+  return ensureVenv(major, log);
+}
+
 function fernetKey(): string {
   return randomBytes(32).toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
@@ -307,6 +326,28 @@ async function airflowVersion(venv: string): Promise<string> {
   } catch {
     return 'unknown';
   }
+}
+
+/** airflow-plugin/src of this repository (test/airflow/ is two levels below the root). */
+export function pluginSourceDir(): string {
+  return resolve(harnessDir(), '..', '..', 'airflow-plugin', 'src');
+}
+
+/** Writes <home>/plugins/planasonix_bridge_plugin.py and returns the env that loads and configures it. */
+async function pluginShim(home: string, plugin: PluginOptions): Promise<Record<string, string>> {
+  const folder = join(home, 'plugins');
+  await mkdir(folder, { recursive: true });
+  await writeFile(join(folder, 'planasonix_bridge_plugin.py'), 'from planasonix_bridge.plugin import PlanasonixBridgePlugin  # noqa: F401\n');
+  const env: Record<string, string> = {
+    AIRFLOW__CORE__PLUGINS_FOLDER: folder,
+    PYTHONPATH: pluginSourceDir(),
+    AIRFLOW__PLANASONIX_BRIDGE__URL: plugin.url,
+    AIRFLOW__PLANASONIX_BRIDGE__SECRET: plugin.secret,
+  };
+  if (plugin.timeout !== undefined) env.AIRFLOW__PLANASONIX_BRIDGE__TIMEOUT = String(plugin.timeout);
+  if (plugin.tries !== undefined) env.AIRFLOW__PLANASONIX_BRIDGE__TRIES = String(plugin.tries);
+  if (plugin.queueSize !== undefined) env.AIRFLOW__PLANASONIX_BRIDGE__QUEUE_SIZE = String(plugin.queueSize);
+  return env;
 }
 
 export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAirflow> {
@@ -444,7 +485,8 @@ export async function startAirflow(opts: StartAirflowOptions): Promise<StartedAi
         AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY: 'True',
       };
     }
-    const env = baseEnv(venv, { ...common, ...perMajor, ...(opts.env ?? {}) });
+    const pluginEnv = opts.plugin ? await pluginShim(home, opts.plugin) : {};
+    const env = baseEnv(venv, { ...common, ...perMajor, ...pluginEnv, ...(opts.env ?? {}) });
 
     const tpl = await templateDb(venv, major, env, log);
     await copyFile(tpl, dbFile);
