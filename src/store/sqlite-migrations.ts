@@ -83,4 +83,18 @@ export const sqliteMigrations: readonly string[] = [
    );`,
   // Triggers accepted per minute (the console's throughput) without reading every done job.
   `CREATE INDEX jobs_done_at ON jobs (done_at) WHERE state = 'done';`,
+  // The breaker's count per pair kept as a number, moved forward as jobs leave the window:
+  // each counted job is read once when it enters and once when it leaves, so judging a pair
+  // costs the same with 10 or 100,000 triggers in the window (was count(*) over the window).
+  `ALTER TABLE jobs ADD COLUMN counted INTEGER NOT NULL DEFAULT 0;
+   UPDATE jobs SET counted = 1 WHERE state IN ('pending', 'done') AND request IS NOT NULL AND block_reason IS NULL;
+   DROP INDEX jobs_pair;
+   CREATE INDEX jobs_counted ON jobs (source_pipeline, target, created_at) WHERE counted = 1;
+   CREATE TABLE pair_counts (
+     source_pipeline TEXT    NOT NULL,
+     target          TEXT    NOT NULL,
+     counted_since   INTEGER NOT NULL,
+     n               INTEGER NOT NULL,
+     PRIMARY KEY (source_pipeline, target)
+   );`,
 ];

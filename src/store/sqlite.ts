@@ -69,13 +69,20 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   );
   const insertJobRow = db.prepare(
     `INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
-                       next_attempt_at, last_error, received_at, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                       next_attempt_at, last_error, received_at, created_at, updated_at, counted)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const pairCount = db.prepare<[string, string, number], { n: number }>(
-    // Triggers that were or will be sent: not blocked ones, nor ones whose templates failed.
-    "SELECT count(*) AS n FROM jobs WHERE source_pipeline = ? AND target = ? AND state IN ('pending', 'done') AND created_at > ?",
+  // Counted: triggers the breaker let through (not blocked ones, nor ones whose templates failed).
+  const countedAfter = db.prepare<[string, string, number], { n: number }>('SELECT count(*) AS n FROM jobs WHERE source_pipeline = ? AND target = ? AND counted = 1 AND created_at > ?');
+  const countedBetween = db.prepare<[string, string, number, number], { n: number }>(
+    'SELECT count(*) AS n FROM jobs WHERE source_pipeline = ? AND target = ? AND counted = 1 AND created_at > ? AND created_at <= ?',
   );
+  const pairRow = db.prepare<[string, string], { counted_since: number; n: number }>('SELECT counted_since, n FROM pair_counts WHERE source_pipeline = ? AND target = ?');
+  const savePair = db.prepare(
+    `INSERT INTO pair_counts (source_pipeline, target, counted_since, n) VALUES (?, ?, ?, ?)
+     ON CONFLICT (source_pipeline, target) DO UPDATE SET counted_since = excluded.counted_since, n = excluded.n`,
+  );
+  const bumpPair = db.prepare('UPDATE pair_counts SET n = n + 1 WHERE source_pipeline = ? AND target = ?');
   const breakerRow = db.prepare<[string, string], { open_until: number | null; reset_at: number | null; opened_at: number | null }>(
     'SELECT opened_at, open_until, reset_at FROM breakers WHERE source_pipeline = ? AND target = ?',
   );
@@ -134,11 +141,21 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   );
   const probe = db.prepare<[string]>('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)');
 
-  /** The breaker's count and state for a pair, as of `now`. */
-  const pair = (source: string, target: string, now: number, windowMs: number) => {
+  /**
+   * The breaker's count and state for a pair, as of `now`: the kept count less the jobs that
+   * left the window since it was kept (a reset moves `since` past them all). `save` keeps the
+   * new count (inside a write transaction); a window that grew, or a new pair, counts afresh.
+   */
+  const pair = (source: string, target: string, now: number, windowMs: number, save: boolean) => {
     const breaker = breakerRow.get(source, target);
     const since = Math.max(now - windowMs, breaker?.reset_at ?? 0);
-    return { count: pairCount.get(source, target, since)!.n, openUntil: breaker?.open_until ?? null };
+    const kept = pairRow.get(source, target);
+    const count =
+      kept && since >= kept.counted_since
+        ? kept.n - (since > kept.counted_since ? countedBetween.get(source, target, kept.counted_since, since)!.n : 0)
+        : countedAfter.get(source, target, since)!.n;
+    if (save && (kept?.counted_since !== since || kept.n !== count)) savePair.run(source, target, since, count);
+    return { count, openUntil: breaker?.open_until ?? null };
   };
 
   /** Each job pending, dead (no request) or blocked (lineage, or the breaker judged here). */
@@ -146,43 +163,52 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     const now = clock();
     const outcomes: Inserted['jobs'] = [];
     for (const job of jobs) {
-      const { block, openedUntil } = judgeJob(job, () => pair(job.sourcePipeline, job.target, now, policy.breaker.windowMs), now, policy.breaker);
+      const { block, openedUntil } = judgeJob(job, () => pair(job.sourcePipeline, job.target, now, policy.breaker.windowMs, true), now, policy.breaker);
       if (openedUntil !== undefined) openBreaker.run(job.sourcePipeline, job.target, now, openedUntil);
       const { state, dagRunId, request } = newJobRow(job, block);
+      const counted = state === 'pending';
       insertJobRow.run(
         randomUUID(), eventId, job.route, job.airflow, job.dagId, dagRunId, request,
         state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
-        received, job.error ?? block?.detail ?? null, received, now, now,
+        received, job.error ?? block?.detail ?? null, received, now, now, counted ? 1 : 0,
       );
+      if (counted) bumpPair.run(job.sourcePipeline, job.target);
       outcomes.push({ route: job.route, state, ...(block ? { block } : {}) });
     }
     return outcomes;
   };
 
-  // Group commit: the inserts that arrive in one turn of the event loop share one transaction
-  // (one WAL write and fsync). Each caller still hears back only after the commit, so "on
-  // disk before the answer" holds; if the commit fails, every caller in it gets the failure
-  // and nothing of any of them is written.
-  type Waiting = { e: NewEvent; jobs: readonly NewJob[]; policy: IngestPolicy; resolve: (r: Result<Inserted, StoreReason>) => void };
-  let pending: Waiting[] = [];
-  const oneInsert = (w: Waiting): Result<Inserted, StoreReason> => {
-    const inserted = insertWithJobs(w.e, w.jobs, w.policy);
+  // Group commit: the writes that arrive in one turn of the event loop — ingested events,
+  // claims, attempt records — share one transaction (one WAL write and one fsync, which
+  // better-sqlite3 does on this thread). Each caller still hears back only after the
+  // commit, so "on disk before the answer" holds; if the commit fails, every caller in it
+  // gets the failure and nothing of any of them is written.
+  type Write = { run: () => unknown; resolve: (value: never) => void; reject: (err: unknown) => void };
+  let queued: Write[] = [];
+  const flush = () => {
+    const batch = queued;
+    queued = [];
+    let results: unknown[];
+    try {
+      results = db.transaction(() => batch.map((w) => w.run())).immediate();
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    batch.forEach((w, i) => w.resolve(results[i] as never));
+  };
+  const write = <T>(run: () => T): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      queued.push({ run, resolve: resolve as (value: never) => void, reject });
+      if (queued.length === 1) setImmediate(flush);
+    });
+
+  const oneInsert = (e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Result<Inserted, StoreReason> => {
+    const inserted = insertWithJobs(e, jobs, policy);
     if (inserted) return ok({ ...inserted, duplicate: false });
-    const earlier = existing.get(w.e.source, w.e.deliveryId);
+    const earlier = existing.get(e.source, e.deliveryId);
     if (!earlier) return fail('store_unavailable', 'insert reported a duplicate that cannot be read back');
     return ok({ id: earlier.id, duplicate: true, jobs: [], newLearnedEdge: false });
-  };
-  const flush = () => {
-    const batch = pending;
-    pending = [];
-    let results: Result<Inserted, StoreReason>[];
-    try {
-      results = db.transaction(() => batch.map(oneInsert)).immediate();
-    } catch (err) {
-      const failed = fail('store_unavailable', `SQLite: ${(err as Error).message}`);
-      results = batch.map(() => failed);
-    }
-    batch.forEach((w, i) => w.resolve(results[i]!));
   };
 
   // Runs only inside flush's transaction, which already rolls back the whole batch when any
@@ -203,10 +229,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
 
   return {
     insertEvent(e, jobs, policy) {
-      return new Promise((resolve) => {
-        pending.push({ e, jobs, policy, resolve });
-        if (pending.length === 1) setImmediate(flush);
-      });
+      return write(() => oneInsert(e, jobs, policy)).catch((err: Error) => fail('store_unavailable', `SQLite: ${err.message}`));
     },
 
     async getEvent(id) {
@@ -214,21 +237,21 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       return row ? toEvent(row) : undefined;
     },
 
-    async claimJobs({ airflow, now, limit, leaseMs, owner }) {
-      return claim.all(owner, now + leaseMs, airflow, now, now, limit).map(toJob);
+    claimJobs({ airflow, now, limit, leaseMs, owner }) {
+      return write(() => claim.all(owner, now + leaseMs, airflow, now, now, limit).map(toJob));
     },
 
-    async finishAttempt(jobId, lease, attempt, update) {
-      return db.transaction(() => {
+    finishAttempt(jobId, lease, attempt, update) {
+      return write(() => {
         if (leaseHolder.get(jobId)?.lease_owner !== lease) return undefined;
         const { n } = insertAttempt.get(jobId, jobId, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt) as { n: number };
         updateJob.run(...jobUpdateValues(update, clock()), jobId);
         return n;
-      }).immediate();
+      });
     },
 
     async releaseJob(jobId, owner, nextAttemptAt) {
-      release.run(nextAttemptAt, clock(), jobId, owner);
+      await write(() => release.run(nextAttemptAt, clock(), jobId, owner));
     },
 
     async getJob(id) {
@@ -313,7 +336,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     },
 
     async pairState(source, target, now, windowMs) {
-      return pair(source, target, now, windowMs);
+      return pair(source, target, now, windowMs, false);
     },
 
     async checkWritable() {
