@@ -81,4 +81,17 @@ export const postgresMigrations: readonly string[] = [
    );`,
   // Triggers accepted per minute (the console's throughput) without reading every done job.
   `CREATE INDEX jobs_done_at ON jobs (done_at) WHERE state = 'done';`,
+  // The breaker's count per pair kept as a number (see sqlite-migrations.ts), and judged
+  // under that row's lock once per ingest batch instead of an advisory lock per event.
+  `ALTER TABLE jobs ADD COLUMN counted BOOLEAN NOT NULL DEFAULT false;
+   UPDATE jobs SET counted = true WHERE state IN ('pending', 'done') AND request IS NOT NULL AND block_reason IS NULL;
+   DROP INDEX jobs_pair;
+   CREATE INDEX jobs_counted ON jobs (source_pipeline, target, created_at) WHERE counted;
+   CREATE TABLE pair_counts (
+     source_pipeline TEXT   NOT NULL,
+     target          TEXT   NOT NULL,
+     counted_since   BIGINT NOT NULL,
+     n               BIGINT NOT NULL,
+     PRIMARY KEY (source_pipeline, target)
+   );`,
 ];

@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { fail, ok } from '../errors/result.js';
 import { judgeJob, type PairState } from '../guard/breaker.js';
+import { groupCommit } from './group-commit.js';
 import { postgresMigrations } from './postgres-migrations.js';
 import { activityOf, jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
-import type { Inserted, IngestPolicy, JobState, NewJob, Store } from './types.js';
+import type { Result } from '../errors/result.js';
+import type { Attempt, Inserted, IngestPolicy, JobState, JobUpdate, NewEvent, NewJob, Store, StoreReason } from './types.js';
 
 // Several replicas share one database; PostgreSQL gives the guarantees: unique keys for
 // dedupe, FOR UPDATE SKIP LOCKED for claims, advisory locks for migrations and for judging a
@@ -23,6 +25,11 @@ export interface PostgresStore extends Store {
 
 const CHANNEL = 'planasonix_bridge_jobs';
 const MIGRATION_LOCK = 7_262_311_001; // any constant: the key replicas agree on
+
+/** Rows to the column arrays of an `unnest($1::t[], …)` insert: one parameter per column, whatever the row count. */
+function columns(rows: readonly unknown[][], width: number): unknown[][] {
+  return Array.from({ length: width }, (_, k) => rows.map((r) => r[k]));
+}
 
 // BIGINT (epoch ms, counters) as numbers: they stay far below 2^53.
 const types = { getTypeParser: ((oid: number, format?: string) => (oid === 20 ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser };
@@ -50,83 +57,206 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     }
   }
 
-  async function pair(c: pg.ClientBase, source: string, target: string, now: number, windowMs: number): Promise<PairState> {
-    const breaker = (await c.query<{ open_until: number | null; reset_at: number | null }>('SELECT open_until, reset_at FROM breakers WHERE source_pipeline = $1 AND target = $2', [source, target])).rows[0];
+  /**
+   * The breaker's state for a pair, as of `now`: the kept count less the jobs that left the
+   * window since (see the SQLite store). With `lock`, the pair's row is locked for the rest
+   * of the transaction, so replicas judge a pair one batch at a time; it is created first if
+   * new (a first SELECT may not see a row another replica just committed: the second does).
+   */
+  async function pair(c: pg.ClientBase, source: string, target: string, now: number, windowMs: number, lock: boolean): Promise<PairState & { since: number }> {
+    const read = () =>
+      c.query<{ counted_since: number; n: number; open_until: number | null; reset_at: number | null }>(
+        `SELECT p.counted_since, p.n, b.open_until, b.reset_at FROM pair_counts p LEFT JOIN breakers b USING (source_pipeline, target)
+         WHERE p.source_pipeline = $1 AND p.target = $2 ${lock ? 'FOR UPDATE OF p' : ''}`,
+        [source, target],
+      );
+    let kept = (await read()).rows[0];
+    if (!kept && lock) {
+      await c.query('INSERT INTO pair_counts (source_pipeline, target, counted_since, n) VALUES ($1, $2, -1, 0) ON CONFLICT DO NOTHING', [source, target]);
+      kept = (await read()).rows[0];
+    }
+    const breaker = kept ?? (await c.query<{ open_until: number | null; reset_at: number | null }>('SELECT open_until, reset_at FROM breakers WHERE source_pipeline = $1 AND target = $2', [source, target])).rows[0];
     const since = Math.max(now - windowMs, breaker?.reset_at ?? 0);
-    const { n } = (await c.query<{ n: number }>("SELECT count(*)::int AS n FROM jobs WHERE source_pipeline = $1 AND target = $2 AND state IN ('pending', 'done') AND created_at > $3", [source, target, since])).rows[0]!;
-    return { count: n, openUntil: breaker?.open_until ?? null };
+    const counted = async (after: number, upTo?: number) =>
+      (
+        await c.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM jobs WHERE source_pipeline = $1 AND target = $2 AND counted AND created_at > $3 ${upTo === undefined ? '' : 'AND created_at <= $4'}`,
+          upTo === undefined ? [source, target, after] : [source, target, after, upTo],
+        )
+      ).rows[0]!.n;
+    const fresh = !kept || kept.counted_since < 0 || since < kept.counted_since;
+    const count = fresh ? await counted(since) : kept!.n - (since > kept!.counted_since ? await counted(kept!.counted_since, since) : 0);
+    return { count, openUntil: breaker?.open_until ?? null, since };
   }
 
-  async function insertJobs(c: pg.ClientBase, eventId: string, received: number, jobs: readonly NewJob[], policy: IngestPolicy): Promise<Inserted['jobs']> {
+  type Batch = { eventId: string; received: number; jobs: readonly NewJob[]; policy: IngestPolicy }[];
+
+  /**
+   * The jobs of a batch of new events: each (pair) judged once per batch under its row lock
+   * (pairs locked in sorted order, so batches of two replicas cannot deadlock), then one
+   * multi-row insert; one NOTIFY when any is pending.
+   */
+  async function insertJobs(c: pg.ClientBase, batch: Batch): Promise<Inserted['jobs'][]> {
     const now = clock();
-    const outcomes: Inserted['jobs'] = [];
-    for (const job of jobs) {
-      let counted: PairState | undefined;
-      if (!job.block && job.request) {
-        // Replicas judge the same pair one at a time: the count and the insert are atomic.
-        await c.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [job.sourcePipeline, job.target]);
-        counted = await pair(c, job.sourcePipeline, job.target, now, policy.breaker.windowMs);
-      }
-      const { block, openedUntil } = judgeJob(job, () => counted!, now, policy.breaker);
-      if (openedUntil !== undefined) {
-        await c.query(
-          `INSERT INTO breakers (source_pipeline, target, opened_at, open_until) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (source_pipeline, target) DO UPDATE SET opened_at = excluded.opened_at, open_until = excluded.open_until`,
-          [job.sourcePipeline, job.target, now, openedUntil],
-        );
-      }
-      const { state, dagRunId, request } = newJobRow(job, block);
+    const judged = batch.flatMap((item) => item.jobs.filter((j) => !j.block && j.request).map((j) => ({ j, policy: item.policy })));
+    const pairs = new Map<string, { source: string; target: string; windowMs: number }>();
+    for (const { j, policy } of judged) pairs.set(JSON.stringify([j.sourcePipeline, j.target]), { source: j.sourcePipeline, target: j.target, windowMs: policy.breaker.windowMs });
+    const states = new Map<string, PairState & { since: number; added: number }>();
+    for (const key of [...pairs.keys()].sort()) {
+      const { source, target, windowMs } = pairs.get(key)!;
+      states.set(key, { ...(await pair(c, source, target, now, windowMs, true)), added: 0 });
+    }
+    const rows: unknown[][] = [];
+    const opened = new Map<string, { source: string; target: string; until: number }>();
+    const outcomes = batch.map((item) =>
+      item.jobs.map((job) => {
+        const key = JSON.stringify([job.sourcePipeline, job.target]);
+        const state = states.get(key);
+        const { block, openedUntil } = judgeJob(job, () => ({ count: state!.count + state!.added, openUntil: state!.openUntil }), now, item.policy.breaker);
+        if (openedUntil !== undefined) {
+          state!.openUntil = openedUntil;
+          opened.set(key, { source: job.sourcePipeline, target: job.target, until: openedUntil });
+        }
+        const { state: jobState, dagRunId, request } = newJobRow(job, block);
+        const counted = jobState === 'pending';
+        if (counted) state!.added++;
+        rows.push([
+          randomUUID(), item.eventId, job.route, job.airflow, job.dagId, dagRunId, request, jobState, job.sourcePipeline, job.target,
+          JSON.stringify(job.lineage), block?.reason ?? null, item.received, job.error ?? block?.detail ?? null, item.received, now, counted,
+        ]);
+        return { route: job.route, state: jobState, ...(block ? { block } : {}) };
+      }),
+    );
+    for (const [key, state] of states) {
+      const { source, target } = pairs.get(key)!;
+      await c.query('UPDATE pair_counts SET counted_since = $3, n = $4 WHERE source_pipeline = $1 AND target = $2', [source, target, state.since, state.count + state.added]);
+    }
+    for (const { source, target, until } of opened.values()) {
+      await c.query(
+        `INSERT INTO breakers (source_pipeline, target, opened_at, open_until) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (source_pipeline, target) DO UPDATE SET opened_at = excluded.opened_at, open_until = excluded.open_until`,
+        [source, target, now, until],
+      );
+    }
+    if (rows.length > 0) {
       await c.query(
         `INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
-                           next_attempt_at, last_error, received_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)`,
-        [
-          randomUUID(), eventId, job.route, job.airflow, job.dagId, dagRunId,
-          request, state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
-          received, job.error ?? block?.detail ?? null, received, now,
-        ],
+                           next_attempt_at, last_error, received_at, created_at, updated_at, counted)
+         SELECT id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
+                next_attempt_at, last_error, received_at, created_at, created_at, counted
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::text[],
+                     $11::jsonb[], $12::text[], $13::bigint[], $14::text[], $15::bigint[], $16::bigint[], $17::boolean[])
+           AS u(id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
+                next_attempt_at, last_error, received_at, created_at, counted)`,
+        columns(rows, 17),
       );
-      outcomes.push({ route: job.route, state, ...(block ? { block } : {}) });
     }
-    if (outcomes.some((o) => o.state === 'pending')) await c.query(`NOTIFY ${CHANNEL}`);
+    if (outcomes.some((o) => o.some((j) => j.state === 'pending'))) await c.query(`NOTIFY ${CHANNEL}`);
     return outcomes;
   }
 
-  const store: PostgresStore = {
-    async insertEvent(e, jobs, policy) {
-      try {
-        const inserted = await tx(async (c) => {
-          const id = randomUUID();
-          const row = await c.query(
+  type Waiting = { e: NewEvent; jobs: readonly NewJob[]; policy: IngestPolicy };
+
+  /**
+   * One transaction for a batch of deliveries: a multi-row event insert (duplicates drop out
+   * by the unique key, also within the batch), the jobs of the new ones, learned edges.
+   * Sorted by delivery, so two replicas' batches meet unique-key waits in the same order.
+   */
+  async function insertBatch(batch: Waiting[]): Promise<Result<Inserted, StoreReason>[]> {
+    batch.sort((x, y) => (x.e.source + '\n' + x.e.deliveryId < y.e.source + '\n' + y.e.deliveryId ? -1 : 1));
+    const ids = batch.map(() => randomUUID());
+    return tx(async (c) => {
+      const inserted = new Set(
+        (
+          await c.query<{ id: string }>(
             `INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::timestamptz[], $13::jsonb[])
              ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id`,
-            [id, e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId, jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt, JSON.stringify(e.routing)],
-          );
-          if (row.rowCount === 0) return undefined;
-          const outcomes = await insertJobs(c, id, e.receivedAt.getTime(), jobs, policy);
-          let newLearnedEdge = false;
-          const edge = policy.learnedEdge;
-          if (edge) {
-            const now = clock();
-            const learned = await c.query<{ events: number }>(
-              `INSERT INTO learned_edges (dag_id, pipeline_id, pipeline_name, first_seen, last_seen, events) VALUES ($1, $2, $3, $4, $4, 1)
-               ON CONFLICT (dag_id, pipeline_id) DO UPDATE SET last_seen = excluded.last_seen, events = learned_edges.events + 1,
-                 pipeline_name = coalesce(excluded.pipeline_name, learned_edges.pipeline_name)
-               RETURNING events`,
-              [edge.dagId, edge.pipelineId, edge.pipelineName, now],
-            );
-            newLearnedEdge = learned.rows[0]!.events === 1;
-          }
-          return { id, jobs: outcomes, newLearnedEdge };
-        });
-        if (inserted) return ok({ ...inserted, duplicate: false });
-        const earlier = (await pool.query<{ id: string }>('SELECT id FROM events WHERE source = $1 AND delivery_id = $2', [e.source, e.deliveryId])).rows[0];
-        if (!earlier) return fail('store_unavailable', 'insert reported a duplicate that cannot be read back');
-        return ok({ id: earlier.id, duplicate: true, jobs: [], newLearnedEdge: false });
-      } catch (err) {
-        return fail('store_unavailable', `PostgreSQL: ${(err as Error).message}`);
+            columns(
+              batch.map(({ e, jobs }, i) => [ids[i], e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId, jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt, JSON.stringify(e.routing)]),
+              13,
+            ),
+          )
+        ).rows.map((r) => r.id),
+      );
+      const fresh = batch.flatMap((w, i) => (inserted.has(ids[i]!) ? [{ w, id: ids[i]! }] : []));
+      const outcomes = await insertJobs(c, fresh.map(({ w, id }) => ({ eventId: id, received: w.e.receivedAt.getTime(), jobs: w.jobs, policy: w.policy })));
+      const learned = new Map<string, boolean>();
+      for (const { w, id } of fresh) {
+        const edge = w.policy.learnedEdge;
+        if (!edge) continue;
+        const row = await c.query<{ events: number }>(
+          `INSERT INTO learned_edges (dag_id, pipeline_id, pipeline_name, first_seen, last_seen, events) VALUES ($1, $2, $3, $4, $4, 1)
+           ON CONFLICT (dag_id, pipeline_id) DO UPDATE SET last_seen = excluded.last_seen, events = learned_edges.events + 1,
+             pipeline_name = coalesce(excluded.pipeline_name, learned_edges.pipeline_name)
+           RETURNING events`,
+          [edge.dagId, edge.pipelineId, edge.pipelineName, clock()],
+        );
+        learned.set(id, row.rows[0]!.events === 1);
       }
+      const dupes = batch.filter((_, i) => !inserted.has(ids[i]!));
+      const earlier = new Map<string, string>();
+      if (dupes.length > 0) {
+        const found = await c.query<{ id: string; source: string; delivery_id: string }>(
+          'SELECT e.id, e.source, e.delivery_id FROM events e JOIN unnest($1::text[], $2::text[]) AS u(source, delivery_id) USING (source, delivery_id)',
+          [dupes.map((w) => w.e.source), dupes.map((w) => w.e.deliveryId)],
+        );
+        for (const r of found.rows) earlier.set(`${r.source}\n${r.delivery_id}`, r.id);
+      }
+      const byId = new Map(fresh.map(({ id }, i) => [id, outcomes[i]!]));
+      return batch.map((w, i): Result<Inserted, StoreReason> => {
+        const id = ids[i]!;
+        if (inserted.has(id)) return ok({ id, duplicate: false, jobs: byId.get(id)!, newLearnedEdge: learned.get(id) ?? false });
+        const before = earlier.get(`${w.e.source}\n${w.e.deliveryId}`);
+        return before ? ok({ id: before, duplicate: true, jobs: [], newLearnedEdge: false }) : fail('store_unavailable', 'insert reported a duplicate that cannot be read back');
+      });
+    });
+  }
+
+  type Finish = { jobId: string; lease: string; attempt: Omit<Attempt, 'jobId' | 'n'>; update: JobUpdate };
+
+  /** Attempt records of a batch in one transaction: leases checked under row locks, one insert, one update. */
+  async function finishBatch(batch: Finish[]): Promise<(number | undefined)[]> {
+    return tx(async (c) => {
+      const held = new Map(
+        (await c.query<{ id: string; lease_owner: string | null }>('SELECT id, lease_owner FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE', [batch.map((f) => f.jobId)])).rows.map((r) => [r.id, r.lease_owner]),
+      );
+      const valid = batch.filter((f) => held.get(f.jobId) === f.lease);
+      if (valid.length === 0) return batch.map(() => undefined);
+      const numbers = new Map(
+        (
+          await c.query<{ job_id: string; n: number }>(
+            `INSERT INTO attempts (job_id, n, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
+             SELECT u.job_id, (SELECT count(*) + 1 FROM attempts a WHERE a.job_id = u.job_id), u.started_at, u.duration_ms, u.http_status, u.outcome, u.detail, u.next_retry_at
+             FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[], $5::text[], $6::text[], $7::bigint[]) AS u(job_id, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
+             RETURNING job_id, n`,
+            columns(valid.map(({ jobId, attempt: a }) => [jobId, a.startedAt, a.durationMs, a.httpStatus, a.outcome, a.detail, a.nextRetryAt]), 7),
+          )
+        ).rows.map((r) => [r.job_id, r.n]),
+      );
+      const now = clock();
+      await c.query(
+        `UPDATE jobs SET state = u.state, attempts = jobs.attempts + 1, next_attempt_at = u.next_attempt_at, last_error = u.last_error,
+           airflow_state = coalesce(u.airflow_state, jobs.airflow_state), dag_run_id = coalesce(u.dag_run_id, jobs.dag_run_id),
+           done_at = u.done_at, updated_at = u.updated_at, lease_owner = NULL, lease_until = NULL
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
+           AS u(id, state, next_attempt_at, last_error, airflow_state, dag_run_id, done_at, updated_at)
+         WHERE jobs.id = u.id`,
+        columns(valid.map((f) => [f.jobId, ...jobUpdateValues(f.update, now)]), 8),
+      );
+      return batch.map((f) => (held.get(f.jobId) === f.lease ? numbers.get(f.jobId) : undefined));
+    });
+  }
+
+  // Group commit, as in the SQLite store: what arrives while a batch is being written waits
+  // for the next one, so under load each commit (one WAL flush) carries many deliveries or
+  // attempt records. Two batches may be in flight, so one's round trips overlap the other's.
+  const ingest = groupCommit(insertBatch, 2);
+  const finish = groupCommit(finishBatch, 2);
+
+  const store: PostgresStore = {
+    insertEvent(e, jobs, policy) {
+      return ingest({ e, jobs, policy }).catch((err: Error) => fail('store_unavailable', `PostgreSQL: ${err.message}`));
     },
 
     async getEvent(id) {
@@ -148,25 +278,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       return rows.map(toJob);
     },
 
-    async finishAttempt(jobId, lease, attempt, update) {
-      return tx(async (c) => {
-        const held = (await c.query<{ lease_owner: string | null }>('SELECT lease_owner FROM jobs WHERE id = $1 FOR UPDATE', [jobId])).rows[0];
-        if (held?.lease_owner !== lease) return undefined;
-        const { n } = (
-          await c.query<{ n: number }>(
-            `INSERT INTO attempts (job_id, n, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
-             VALUES ($1, (SELECT count(*) + 1 FROM attempts WHERE job_id = $1), $2, $3, $4, $5, $6, $7) RETURNING n`,
-            [jobId, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt],
-          )
-        ).rows[0]!;
-        await c.query(
-          `UPDATE jobs SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, airflow_state = coalesce($4, airflow_state),
-             dag_run_id = coalesce($5, dag_run_id), done_at = $6, updated_at = $7, lease_owner = NULL, lease_until = NULL
-           WHERE id = $8`,
-          [...jobUpdateValues(update, clock()), jobId],
-        );
-        return n;
-      });
+    finishAttempt(jobId, lease, attempt, update) {
+      return finish({ jobId, lease, attempt, update });
     },
 
     async releaseJob(jobId, owner, nextAttemptAt) {
@@ -227,7 +340,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         const event = (await c.query<{ received_at: Date }>('SELECT received_at FROM events WHERE id = $1 FOR UPDATE', [eventId])).rows[0];
         if (!event) return [];
         const have = new Set((await c.query<{ route: string }>('SELECT route FROM jobs WHERE event_id = $1', [eventId])).rows.map((r) => r.route));
-        const created = await insertJobs(c, eventId, event.received_at.getTime(), jobs.filter((j) => !have.has(j.route)), policy);
+        const [created = []] = await insertJobs(c, [{ eventId, received: event.received_at.getTime(), jobs: jobs.filter((j) => !have.has(j.route)), policy }]);
         if (created.length > 0) await c.query("UPDATE events SET status = 'routed' WHERE id = $1", [eventId]);
         return created;
       });
@@ -278,7 +391,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     },
 
     async pairState(source, target, now, windowMs) {
-      return pair(pool as unknown as pg.ClientBase, source, target, now, windowMs);
+      const { count, openUntil } = await pair(pool as unknown as pg.ClientBase, source, target, now, windowMs, false);
+      return { count, openUntil };
     },
 
     async checkWritable() {

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
 import { judgeJob } from '../guard/breaker.js';
+import { groupCommit } from './group-commit.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
 import { activityOf, jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import type { Result } from '../errors/result.js';
@@ -180,28 +181,10 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
 
   // Group commit: the writes that arrive in one turn of the event loop — ingested events,
   // claims, attempt records — share one transaction (one WAL write and one fsync, which
-  // better-sqlite3 does on this thread). Each caller still hears back only after the
-  // commit, so "on disk before the answer" holds; if the commit fails, every caller in it
-  // gets the failure and nothing of any of them is written.
-  type Write = { run: () => unknown; resolve: (value: never) => void; reject: (err: unknown) => void };
-  let queued: Write[] = [];
-  const flush = () => {
-    const batch = queued;
-    queued = [];
-    let results: unknown[];
-    try {
-      results = db.transaction(() => batch.map((w) => w.run())).immediate();
-    } catch (err) {
-      for (const w of batch) w.reject(err);
-      return;
-    }
-    batch.forEach((w, i) => w.resolve(results[i] as never));
-  };
-  const write = <T>(run: () => T): Promise<T> =>
-    new Promise<T>((resolve, reject) => {
-      queued.push({ run, resolve: resolve as (value: never) => void, reject });
-      if (queued.length === 1) setImmediate(flush);
-    });
+  // better-sqlite3 does on this thread). Each caller hears back only after the commit, so
+  // "on disk before the answer" holds; if the commit fails, every caller in it gets the
+  // failure and nothing of any of them is written.
+  const write = groupCommit(async (batch: (() => unknown)[]) => db.transaction(() => batch.map((run) => run())).immediate(), 1) as <T>(run: () => T) => Promise<T>;
 
   const oneInsert = (e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Result<Inserted, StoreReason> => {
     const inserted = insertWithJobs(e, jobs, policy);

@@ -175,6 +175,46 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
     expect(viaB.ok && viaB.value.jobs[0]!.state).toBe('blocked');
   });
 
+  it('breaker exact under concurrency: 120 triggers of one pair at once through two replicas, max 50 → exactly 50 sent', async () => {
+    const { store, again } = await open();
+    const replicaB = await again();
+    const policy: IngestPolicy = { breaker: { maxTriggers: 50, windowMs: 60_000 } };
+    const results = await Promise.all(Array.from({ length: 120 }, (_, i) => (i % 2 ? replicaB : store).insertEvent(event(), [job()], policy)));
+    const states = results.map((r) => (r.ok ? r.value.jobs[0]!.state : r.error.message));
+    expect(states.filter((s) => s === 'pending')).toHaveLength(50);
+    expect(states.filter((s) => s === 'blocked')).toHaveLength(70);
+    expect(await store.pairState('pl_1', 'airflow:dag_a', now, 60_000)).toEqual({ count: 50, openUntil: now + 60_000 });
+  });
+
+  it('breaker count slides with the window: jobs leave it one by one, whatever the window held', async () => {
+    const { store } = await open();
+    const policy: IngestPolicy = { breaker: { maxTriggers: 1000, windowMs: 10_000 } };
+    const start = now;
+    for (let i = 0; i < 10; i++) {
+      await store.insertEvent(event(), [job()], policy);
+      now += 1000;
+    }
+    // Jobs made at start+0s … start+9s; the window is (now − 10s, now] = (0s, 10s].
+    expect(await store.pairState('pl_1', 'airflow:dag_a', now, 10_000)).toEqual({ count: 9, openUntil: null });
+    now = start + 13_500;
+    expect((await store.insertEvent(event(), [job()], policy)).ok).toBe(true);
+    // 0s–3s left the window; 4s–9s stay, plus the new one.
+    expect(await store.pairState('pl_1', 'airflow:dag_a', now, 10_000)).toEqual({ count: 7, openUntil: null });
+    expect(await store.pairState('pl_1', 'airflow:dag_a', now, 60_000)).toEqual({ count: 11, openUntil: null });
+    now = start + 60_000;
+    expect((await store.insertEvent(event(), [job()], policy)).ok).toBe(true);
+    expect(await store.pairState('pl_1', 'airflow:dag_a', now, 10_000)).toEqual({ count: 1, openUntil: null });
+  });
+
+  it('the same delivery twice in one batch is one event and one duplicate', async () => {
+    const { store } = await open();
+    const [a, b] = await Promise.all([store.insertEvent(event('same'), [job()], POLICY), store.insertEvent(event('same'), [job()], POLICY)]);
+    if (!a.ok || !b.ok) throw new Error('insert failed');
+    expect([a.value.duplicate, b.value.duplicate].sort()).toEqual([false, true]);
+    expect(a.value.id).toBe(b.value.id);
+    expect((await store.jobsOfEvent(a.value.id)).length).toBe(1);
+  });
+
   it('learns edges once, lists them; pages events and jobs with cursors; redrive adds only missing routes', async () => {
     const { store } = await open();
     const edge = { dagId: 'dag_b', pipelineId: 'pl_1', pipelineName: 'nightly' };
