@@ -15,8 +15,8 @@ export interface Plan {
 }
 
 /** route → guard (lineage); the breaker is judged by the store in the same transaction. */
-export function planEvent(event: PlanasonixEvent, source: string, config: Pick<Config, 'routes' | 'loop_guard'>): Plan {
-  const routed = routeEvent(event, source, config.routes);
+export function planEvent(event: PlanasonixEvent, source: string, config: Pick<Config, 'routes' | 'loop_guard'>, decide: 'all' | 'near-misses' = 'all'): Plan {
+  const routed = routeEvent(event, source, config.routes, decide);
   const { lineage, warning } = readLineage(event);
   const jobs = applyLineage(event, routed.jobs, lineage, { maxDepth: config.loop_guard.max_depth });
   // An event whose run a DAG started teaches the DAG → pipeline edge.

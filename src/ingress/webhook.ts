@@ -133,7 +133,7 @@ function accept(source: Source, deps: WebhookDeps): RequestHandler {
     // Routing and lineage are pure (config + event); their decision commits in the same
     // transaction as the event, together with the breaker's.
     const config = deps.config();
-    const plan = planEvent(event.value, source.name, config);
+    const plan = planEvent(event.value, source.name, config, 'near-misses');
     const stored = await deps.store.insertEvent({
       source: source.name,
       deliveryId,

@@ -1,5 +1,6 @@
 import type { RouteConfig } from '../config/schema.js';
 import type { PlanasonixEvent } from '../event/schema.js';
+import { routeIndex } from './candidates.js';
 import { sanitiseRunId } from './run-id.js';
 import type { Scope } from './template.js';
 
@@ -51,10 +52,15 @@ const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{
 const isScalar = (v: unknown): v is string | number | boolean => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
 const describeValue = (v: unknown) => (v === null ? 'null' : Array.isArray(v) ? 'an array' : `an ${typeof v}`);
 
-export function routeEvent(event: PlanasonixEvent, source: string, routes: readonly RouteConfig[]): Routed {
+/**
+ * `all` decides every route (explain, redrive); `near-misses` only those the route index
+ * could not rule out (ingest stores these: what it keeps per event does not grow with the
+ * config, and explain answers for the others on demand). Both give the same jobs.
+ */
+export function routeEvent(event: PlanasonixEvent, source: string, routes: readonly RouteConfig[], decide: 'all' | 'near-misses' = 'all'): Routed {
   const decisions: RouteDecision[] = [];
   const jobs: PlannedJob[] = [];
-  for (const route of routes) {
+  for (const route of decide === 'all' ? routes : routeIndex(routes).candidates(event)) {
     const miss = firstMiss(event, route);
     decisions.push(miss === undefined ? { route: route.name, matched: true } : { route: route.name, matched: false, reason: miss });
     if (miss === undefined) jobs.push(planJob(event, source, route));

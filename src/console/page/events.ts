@@ -106,7 +106,7 @@ export async function showEventDetail(view: View, id: string): Promise<void> {
     e.jobs.length === 0 ? h('p', { class: 'muted', text: 'No route matched, so no job was created. See "Why (not)" below.' }) : null,
     ...e.jobs.map(jobSection),
     h('h3', { text: 'Routing when it arrived' }),
-    table('Each route’s decision at receipt', ['Route', 'Matched', 'Why not'], e.routing.map((d) => [d.route, d.matched ? 'yes' : 'no', d.reason ?? ''])),
+    table('Decisions at receipt: matches and near misses (routes that could not match are left out; see Why (not) below)', ['Route', 'Matched', 'Why not'], e.routing.map((d) => [d.route, d.matched ? 'yes' : 'no', d.reason ?? ''])),
     h('h3', { text: 'Why (not), with the running config' }),
     why,
     h('h3', { text: 'Body' }),
