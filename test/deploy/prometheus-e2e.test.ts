@@ -170,7 +170,12 @@ routes:
     const t1 = Date.now();
     await af!.resume();
     const resumedS = (Date.now() - t1) / 1000;
-    await waitFor('the Airflow alert resolved', async () => ((await airflowAlert()) === undefined ? true : undefined), 60_000);
+    // Resolved, and because Airflow answers again (not because a failed scrape left no series).
+    await waitFor('the Airflow alert resolved', async () => {
+      if ((await airflowAlert()) !== undefined) return undefined;
+      const { result } = await instant('bridge_airflow_up{airflow="default"} == 1 and bridge_airflow_circuit_open{airflow="default"} == 0');
+      return result.length === 1 ? true : undefined;
+    }, 60_000);
     const resolvedAfterS = (Date.now() - t1) / 1000;
     // The job that waited is triggered once Airflow is back, and the queue drains.
     await waitFor('the pending job drained', async () => {
