@@ -9,7 +9,11 @@ import { parseAllDocuments } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { freePort } from '../airflow/harness.js';
 import { SECRET, tempDir } from '../helpers/app.js';
+import { spawnListening, stopChild } from '../helpers/process.js';
+import { standardWebhookHeaders } from '../helpers/sign.js';
+import { freshPostgresDatabase } from '../helpers/stores.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -206,6 +210,44 @@ describe.skipIf(!KUBECTL)('deploy/kubernetes', () => {
       expect(service.ports.map((p: Doc) => [p.name, p.port])).toEqual([['http', 8787], ['metrics', 9464]]);
     });
   });
+
+  it('base: two `serve` processes on one PostgreSQL database with the rendered config and the Deployment\'s env are ready, scraped on their metrics port, and dedupe across each other', async () => {
+    const docs = docsOf(render('deploy/kubernetes/base'));
+    const container = one(docs, 'Deployment').spec.template.spec.containers[0];
+    const db = await freshPostgresDatabase();
+    const temp = tempDir();
+    const replicas: Awaited<ReturnType<typeof spawnListening>>[] = [];
+    try {
+      // The shipped file with only the two fixed ports moved (8787 and 9464 may be taken here).
+      const metricsPorts = [await freePort(), 0];
+      metricsPorts[1] = await freePort(metricsPorts);
+      const env = { ...containerEnv(container), BRIDGE_STORE_URL: db.url };
+      for (const [i, metricsPort] of metricsPorts.entries()) {
+        const file = join(temp.dir, `config-${i}.yaml`);
+        const text = (one(docs, 'ConfigMap').data['config.yaml'] as string).replace(/^  port: 8787$/m, '  port: 0').replace('port: 9464', `port: ${metricsPort}`);
+        expect(text.split('\n').filter((l) => !/^\s*#/.test(l) && /8787|9464/.test(l))).toEqual([]);
+        writeFileSync(file, text);
+        replicas.push(await spawnListening([CLI, 'serve', '--config', file], `kit-replica-${i}`, env));
+      }
+      for (const [i, r] of replicas.entries()) {
+        expect((await fetch(`${r.url}/healthz`)).status).toBe(200);
+        const ready = await fetch(`${r.url}/readyz`);
+        expect(ready.status, await ready.clone().text()).toBe(200);
+        // /metrics is on its own listener (0.0.0.0:<port>), not on the webhook port.
+        expect((await fetch(`${r.url}/metrics`)).status).toBe(404);
+        const metrics = await (await fetch(`http://127.0.0.1:${metricsPorts[i]}/metrics`)).text();
+        expect(metrics).toMatch(/^bridge_ready 1$/m);
+      }
+      const body = JSON.stringify({ id: 'evt_kit', type: 'run.succeeded', created_at: new Date().toISOString(), data: { run_id: 'run_kit', pipeline_id: 'pl_kit', status: 'succeeded' } });
+      const post = (url: string) => fetch(`${url}/webhooks/planasonix`, { method: 'POST', headers: { 'content-type': 'application/json', ...standardWebhookHeaders(SECRET, 'msg_kit', Math.floor(Date.now() / 1000), body) }, body });
+      expect((await post(replicas[0]!.url)).status).toBe(202);
+      expect((await post(replicas[1]!.url)).status).toBe(200);
+    } finally {
+      for (const r of replicas) await stopChild(r.child);
+      await db.drop();
+      temp.cleanup();
+    }
+  }, 60_000);
 
   describe('overlays/sqlite-single: one replica on SQLite with a PersistentVolumeClaim', () => {
     let text: string;
