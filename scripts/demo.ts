@@ -17,12 +17,15 @@ const airflow = await startAirflow({ major: 3, dagsFolder: join(root, 'examples/
 say(`Airflow is up at ${airflow.url} (user ${airflow.username}, password ${airflow.password})`);
 
 const secret = `whsec_${randomBytes(32).toString('base64')}`;
+// Turns on the admin API and the console for this run (43 random characters).
+const adminToken = randomBytes(32).toString('base64url');
 const port = 8787;
 const bridgeUrl = `http://127.0.0.1:${port}`;
 const bridge = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'serve', '--config', join(root, 'config/example.yaml')], {
   env: {
     ...process.env,
     PLANASONIX_WEBHOOK_SECRET: secret,
+    BRIDGE_ADMIN_TOKEN: adminToken,
     AIRFLOW_URL: airflow.url,
     AIRFLOW_USER: airflow.username,
     AIRFLOW_PASSWORD: airflow.password,
@@ -91,5 +94,7 @@ for (let i = 0; i < 120; i++) {
 say(run ? `Airflow DAG run: ${JSON.stringify({ dag_id: 'dbt_sales_models', dag_run_id: run.dag_run_id, state: run.state, conf: run.conf })}` : 'no DAG run appeared; see the bridge log above');
 say(`bridge:  ${bridgeUrl}  (POST /webhooks/planasonix, GET /readyz)`);
 say(`airflow: ${airflow.url}  (UI and REST API; ${airflow.username}/${airflow.password})`);
+say(`console: ${bridgeUrl}/console/  (sign in with the admin token below; also Authorization: Bearer for /v1)`);
+say(`admin token for this run: ${adminToken}`);
 say(`webhook secret for this run: ${secret}`);
 say('both keep running; Ctrl-C stops them');

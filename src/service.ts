@@ -149,12 +149,28 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     }
   };
   await warnOrphans(config);
-  const beforeScrape = async () => {
-    for (const [state, n] of Object.entries(await store.jobCounts())) metrics.queueDepth.set({ state }, n);
-    for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
-  };
-  // Probed at most every HEALTH_TTL_MS: /readyz, /v1/status and every open console tab share one answer.
+  // Probed at most every HEALTH_TTL_MS: /readyz, /v1/status, /metrics and every open console tab share one answer.
   let probed: { at: number; value: ReturnType<typeof probeAirflow> } | undefined;
+  const reachability = () => {
+    if (!probed || Date.now() - probed.at >= HEALTH_TTL_MS) probed = { at: Date.now(), value: probeAirflow(clients) };
+    return probed.value;
+  };
+  const beforeScrape = async () => {
+    // A store that cannot be read still gets a scrape: bridge_ready 0, the store's gauges keep their last values.
+    const [writable, reached, stored] = await Promise.all([
+      store.checkWritable().catch(() => undefined),
+      reachability(),
+      Promise.all([store.jobCounts(), store.oldestPendingAt(), store.openBreakers(Date.now())]).catch(() => undefined),
+    ]);
+    metrics.ready.set(writable?.ok && stored ? 1 : 0);
+    for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
+    for (const name of clients.keys()) metrics.airflowUp.set({ airflow: name }, reached.get(name)?.reachable ? 1 : 0);
+    if (!stored) return;
+    const [counts, oldest, breakers] = stored;
+    for (const [state, n] of Object.entries(counts)) metrics.queueDepth.set({ state }, n);
+    metrics.oldestPendingAge.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+    metrics.breakersOpen.set(breakers.length);
+  };
   // One Redis connection per replica for shared rate-limit counts.
   // Loaded only when configured: the client library is ~4 MB of heap that stays live.
   const redis = config.server.rate_limit_redis ? (await import('redis')).createClient({ url: config.server.rate_limit_redis }) : undefined;
@@ -169,10 +185,9 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     adminTokens: options.adminTokens ?? adminTokens(),
     onJobs: dispatcher.wake,
     airflowHealth: async () => {
-      if (!probed || Date.now() - probed.at >= HEALTH_TTL_MS) probed = { at: Date.now(), value: probeAirflow(clients) };
-      const reachability = await probed.value;
+      const reached = await reachability();
       // The circuit is the dispatcher's own state, always current; only the network probe is shared.
-      return Object.fromEntries([...clients.keys()].map((name) => [name, { ...reachability.get(name), circuit: dispatcher.circuitState(name) ?? 'closed' }]));
+      return Object.fromEntries([...clients.keys()].map((name) => [name, { ...reached.get(name), circuit: dispatcher.circuitState(name) ?? 'closed' }]));
     },
     beforeScrape,
     metricsElsewhere: config.metrics !== undefined,

@@ -25,7 +25,8 @@ commands:
                              --scheme standard-webhooks|hmac-sha256|jws (default standard-webhooks;
                              jws takes --key PEM --issuer --audience), --secret defaults to
                              $PLANASONIX_WEBHOOK_SECRET, --pipeline-name, --environment, --status,
-                             --param k=v, --tag k=v (repeatable), --header NAME,
+                             --param k=v, --tag k=v (repeatable), --rows N (data.metrics.rows_written,
+                             default 1), --header NAME,
                              --repeat N (new ids each), --duplicate (each delivery twice).
                              Exit 0 when every answer was 2xx, 6 otherwise.
 
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
         audience: { type: 'string' },
         header: { type: 'string' },
         repeat: { type: 'string', default: '1' },
+        rows: { type: 'string', default: '1' },
         duplicate: { type: 'boolean', default: false },
       },
     });
@@ -161,8 +163,9 @@ async function explain(file: string, eventFile: string, sourceName: string | und
 
 async function sendCommand(v: Record<string, string | boolean | string[] | undefined>, eventFile: string | undefined): Promise<number> {
   const repeat = Number(v.repeat);
-  if (typeof v.url !== 'string' || !Number.isInteger(repeat) || repeat < 1) {
-    process.stderr.write(`send: give --url URL (and --repeat as a positive integer)\n\n${USAGE}\n`);
+  const rows = Number(v.rows);
+  if (typeof v.url !== 'string' || !Number.isInteger(repeat) || repeat < 1 || v.rows === '' || !Number.isSafeInteger(rows) || rows < 0) {
+    process.stderr.write(`send: give --url URL (and --repeat as a positive integer, --rows as a whole number ≥ 0)\n\n${USAGE}\n`);
     return EXIT.usage;
   }
   const str = (k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
@@ -178,6 +181,7 @@ async function sendCommand(v: Record<string, string | boolean | string[] | undef
         ...(str('status') ? { status: str('status')! } : {}),
         params: v.param as string[],
         tags: v.tag as string[],
+        rows,
         url: v.url,
         scheme: str('scheme')!,
         ...(secret ? { secret } : {}),

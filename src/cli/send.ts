@@ -11,6 +11,8 @@ export interface SendOptions {
   status?: string;
   params: string[];
   tags: string[];
+  /** `data.metrics.rows_written` of a built event (the example route wants it above 0). */
+  rows?: number;
   url: string;
   scheme: string;
   secret?: string;
@@ -77,6 +79,7 @@ function build(o: SendOptions, template: Record<string, unknown> | undefined): R
       trigger: { type: 'manual' },
       ...(o.params.length ? { parameters: pairs(o.params) } : {}),
       ...(o.tags.length ? { tags: pairs(o.tags) } : {}),
+      ...(o.rows !== undefined ? { metrics: { rows_written: o.rows } } : {}),
       finished_at: new Date().toISOString(),
     },
   };

@@ -22,6 +22,11 @@ export function createMetrics() {
     triggersBlocked: new Counter({ name: 'bridge_triggers_blocked_total', help: 'Trigger jobs refused by the loop guard', labelNames: ['reason'] as const, registers }),
     learnedCycles: new Counter({ name: 'bridge_loop_learned_cycles_total', help: 'Learned DAG → pipeline edges that closed a cycle', registers }),
     reloads: new Counter({ name: 'bridge_config_reloads_total', help: 'Config reloads by outcome (applied, refused)', labelNames: ['outcome'] as const, registers }),
+    // Set at each scrape (beforeScrape), for alerting: see deploy/prometheus/alerts.yaml.
+    airflowUp: new Gauge({ name: 'bridge_airflow_up', help: '1 when the last health probe (shared, cached 3 s) reached the Airflow instance', labelNames: ['airflow'] as const, registers }),
+    ready: new Gauge({ name: 'bridge_ready', help: '1 when the store can commit a write now (what /readyz checks)', registers }),
+    oldestPendingAge: new Gauge({ name: 'bridge_oldest_pending_age_seconds', help: 'Age of the oldest pending trigger job since it was created (0 when none is pending)', registers }),
+    breakersOpen: new Gauge({ name: 'bridge_breakers_open', help: 'Loop-guard breakers open now', registers }),
   };
 }
 

@@ -357,6 +357,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       return counts;
     },
 
+    async oldestPendingAt() {
+      return (await pool.query<{ at: number | null }>("SELECT min(created_at) AS at FROM jobs WHERE state = 'pending'")).rows[0]?.at ?? undefined;
+    },
+
     async activity(since) {
       const [received, triggered] = await Promise.all([
         pool.query<{ m: number; n: number }>('SELECT floor(extract(epoch FROM received_at) / 60)::bigint AS m, count(*)::int AS n FROM events WHERE received_at >= $1 GROUP BY m', [new Date(since)]),

@@ -137,6 +137,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   const receivedPerMinute = db.prepare<[string], { m: number; n: number }>("SELECT CAST(strftime('%s', received_at) AS INTEGER) / 60 AS m, count(*) AS n FROM events WHERE received_at >= ? GROUP BY m");
   const triggeredPerMinute = db.prepare<[number], { m: number; n: number }>("SELECT done_at / 60000 AS m, count(*) AS n FROM jobs WHERE state = 'done' AND done_at >= ? GROUP BY m");
   const countByState = db.prepare<[], { state: JobState; n: number }>('SELECT state, count(*) AS n FROM jobs GROUP BY state');
+  const oldestPending = db.prepare<[], { at: number | null }>("SELECT min(created_at) AS at FROM jobs WHERE state = 'pending'");
   const replay = db.prepare(
     "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL, block_reason = NULL WHERE id = ? AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
   );
@@ -298,6 +299,10 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       const counts: Record<JobState, number> = { pending: 0, done: 0, dead: 0, blocked: 0 };
       for (const row of countByState.all()) counts[row.state] = row.n;
       return counts;
+    },
+
+    async oldestPendingAt() {
+      return oldestPending.get()?.at ?? undefined;
     },
 
     async activity(since) {

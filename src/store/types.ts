@@ -177,6 +177,8 @@ export interface Store {
   pendingByAirflow(): Promise<Record<string, number>>;
   /** Jobs per state, for the queue-depth gauge. */
   jobCounts(): Promise<Record<JobState, number>>;
+  /** When the oldest pending job was created (ms), undefined when none is pending. */
+  oldestPendingAt(): Promise<number | undefined>;
   /** Events received and triggers accepted per minute since `since` (ms), for the console. */
   activity(since: number): Promise<Activity>;
   learnedEdges(): Promise<LearnedEdge[]>;

@@ -191,3 +191,48 @@ describe('planasonix-bridge serve', () => {
     db.close();
   });
 });
+
+describe('planasonix-bridge send', () => {
+  // The newcomer's path: the README's first send, against config/example.yaml as shipped,
+  // triggers the example route sales-to-dbt (send sets data.metrics.rows_written, 1 by default).
+  const EXAMPLE = join(import.meta.dirname, '../../config/example.yaml');
+  const readmeSend = ['send', '--pipeline', 'pl_8f2a9c1d4e', '--pipeline-name', 'nightly_sales_to_warehouse', '--param', 'business_date=2026-11-23'];
+  const sendTo = (url: string, extra: string[]) =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, ...readmeSend, ...extra, '--url', `${url}/webhooks/planasonix`], { env: { ...process.env, PLANASONIX_WEBHOOK_SECRET: SECRET } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (status) => resolve({ status, stdout, stderr }));
+    });
+
+  it("the README's first send triggers sales-to-dbt on the example config; --rows 0 matches nothing", async () => {
+    const temp = tempDir();
+    cleanups.push(temp.cleanup);
+    const db = join(temp.dir, 'bridge.db');
+    // Airflow is not needed: the job waits in the store (a closed port keeps it pending).
+    const { url } = await serve(EXAMPLE, { PLANASONIX_WEBHOOK_SECRET: SECRET, BRIDGE_PORT: '0', BRIDGE_STORE_URL: `sqlite:${db}`, AIRFLOW_URL: 'http://127.0.0.1:9' });
+    const first = await sendTo(url, ['--duplicate']);
+    expect(first.status, first.stderr).toBe(0);
+    const [accepted, duplicate] = first.stdout.split('\n');
+    expect(accepted).toMatch(/^202 .*"duplicate":false/);
+    expect(duplicate).toMatch(/^200 .*"duplicate":true/);
+    const none = await sendTo(url, ['--rows', '0']);
+    expect(none.status).toBe(0);
+    const reader = new Database(db, { readonly: true });
+    const events = reader.prepare('SELECT id, status, body FROM events ORDER BY seq').all() as { id: string; status: string; body: Buffer }[];
+    const jobs = reader.prepare('SELECT event_id, route, dag_id FROM jobs').all();
+    reader.close();
+    expect(events.map((e) => [e.status, JSON.parse(String(e.body)).data.metrics])).toEqual([['routed', { rows_written: 1 }], ['unrouted', { rows_written: 0 }]]);
+    expect(jobs).toEqual([{ event_id: events[0]!.id, route: 'sales-to-dbt', dag_id: 'dbt_sales_models' }]);
+  });
+
+  it('refuses a --rows that is not a whole number ≥ 0 (exit 2)', () => {
+    for (const rows of ['1.5', 'many']) {
+      const out = run(['send', '--url', 'http://127.0.0.1:9/x', '--pipeline', 'pl_1', '--rows', rows], { PLANASONIX_WEBHOOK_SECRET: SECRET });
+      expect(out.status, rows).toBe(2);
+      expect(out.stderr).toContain('--rows');
+    }
+  });
+});

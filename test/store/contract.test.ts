@@ -110,6 +110,23 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
     expect(await store.pendingByAirflow()).toEqual({ default: 2, other: 1 });
   });
 
+  it('oldestPendingAt: the creation time of the oldest pending job; done, dead and blocked ones do not count', async () => {
+    const { store } = await open();
+    expect(await store.oldestPendingAt()).toBeUndefined();
+    const start = now;
+    await store.insertEvent(event(), [job('r1'), job('looping', 'dag_x', { block: { reason: 'cycle', detail: 'on the path' } })], NO_BREAKER);
+    now += 5000;
+    await store.insertEvent(event(), [job('r2')], NO_BREAKER);
+    expect(await store.oldestPendingAt()).toBe(start);
+    const [first] = await store.claimJobs({ airflow: 'default', now, limit: 1, leaseMs: 1000, owner: 'A' });
+    expect(first!.route).toBe('r1');
+    await store.finishAttempt(first!.id, 'A', { startedAt: now, durationMs: 1, httpStatus: 200, outcome: 'triggered', detail: 'queued', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: 'x' });
+    expect(await store.oldestPendingAt()).toBe(start + 5000);
+    const [second] = await store.claimJobs({ airflow: 'default', now, limit: 1, leaseMs: 1000, owner: 'A' });
+    await store.finishAttempt(second!.id, 'A', { startedAt: now, durationMs: 1, httpStatus: 404, outcome: 'dead', detail: 'no dag', nextRetryAt: null }, { state: 'dead', error: 'no dag' });
+    expect(await store.oldestPendingAt()).toBeUndefined();
+  });
+
   it('activity: events received and triggers accepted per minute, empty minutes included', async () => {
     // On a minute boundary, so the events below fall in known minutes (other tests move `now`).
     now = Math.ceil(now / 60_000) * 60_000;
