@@ -212,7 +212,7 @@ describe('planasonix-bridge send', () => {
     cleanups.push(temp.cleanup);
     const db = join(temp.dir, 'bridge.db');
     // Airflow is not needed: the job waits in the store (a closed port keeps it pending).
-    const { url } = await serve(EXAMPLE, { PLANASONIX_WEBHOOK_SECRET: SECRET, BRIDGE_PORT: '0', BRIDGE_STORE_URL: `sqlite:${db}`, AIRFLOW_URL: 'http://127.0.0.1:9' });
+    const { url } = await serve(EXAMPLE, { PLANASONIX_WEBHOOK_SECRET: SECRET, BRIDGE_PORT: '0', BRIDGE_STORE_URL: `sqlite:${db}`, AIRFLOW_URL: 'http://127.0.0.1:9', AIRFLOW_USER: 'admin', AIRFLOW_PASSWORD: 'not-used-here' });
     const first = await sendTo(url, ['--duplicate']);
     expect(first.status, first.stderr).toBe(0);
     const [accepted, duplicate] = first.stdout.split('\n');
