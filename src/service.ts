@@ -10,6 +10,7 @@ import type { Store } from './store/types.js';
 import type { ConfigProblem } from './config/load.js';
 import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
 import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
+import { createTracker, type Tracker } from './track/tracker.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { clearTextWarnings, loadConfig } from './config/load.js';
 import { redactUrls } from './log/redact.js';
@@ -36,6 +37,7 @@ export interface Bridge {
   app: Express;
   store: Store;
   dispatcher: Dispatcher;
+  tracker: Tracker;
   metrics: Metrics;
   live(): Live;
   clients(): ReadonlyMap<string, AirflowClient>;
@@ -93,6 +95,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   const retired = new Set<AirflowClient>();
   const metrics = createMetrics();
   const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics });
+  const tracker = createTracker({ store, config: () => live.config, clients: () => clients, logger, metrics });
   // Other replicas' new jobs wake this one at once (PostgreSQL LISTEN/NOTIFY).
   const unsubscribe = store.subscribe ? await store.subscribe(dispatcher.wake) : undefined;
   let reloadFromFile: (() => Promise<ReloadResult>) | undefined;
@@ -182,6 +185,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     store,
     logger,
     metrics,
+    recordRuns: tracker.record,
     adminTokens: options.adminTokens ?? adminTokens(),
     onJobs: dispatcher.wake,
     airflowHealth: async () => {
@@ -197,12 +201,13 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     await unsubscribe?.();
     await redis?.close().catch(() => {});
     await dispatcher.stop();
+    await tracker.stop();
     await Promise.all([...clients.values(), ...retired].map((c) => c.close()));
     await store.close();
   };
   return {
     ok: true,
-    bridge: { app, store, dispatcher, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
+    bridge: { app, store, dispatcher, tracker, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
   };
 }
 
@@ -276,6 +281,7 @@ export async function startService(config: Config, logger: Logger, configFile?: 
     });
   }
   dispatcher.start();
+  bridge.tracker.start();
   logger.info(
     {
       url,

@@ -40,7 +40,7 @@ const eventQuery = z.strictObject({
   limit,
   cursor,
 });
-const jobQuery = z.strictObject({ state: z.enum(['pending', 'done', 'dead', 'blocked']).optional(), limit, cursor });
+const jobQuery = z.strictObject({ state: z.enum(['pending', 'done', 'dead', 'blocked']).optional(), run_state: z.enum(['queued', 'running', 'success', 'failed', 'missing']).optional(), limit, cursor });
 
 /** `/v1`: the operator's API. Authenticated, and rate limited apart from the webhooks. */
 export function adminRouter(deps: AdminDeps): Router {
@@ -108,7 +108,7 @@ export function adminRouter(deps: AdminDeps): Router {
   router.get('/jobs', async (req, res) => {
     const q = query(jobQuery, req, res);
     if (!q) return;
-    const page = await deps.store.listJobs({ limit: q.limit, ...(q.state ? { state: q.state } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+    const page = await deps.store.listJobs({ limit: q.limit, ...(q.state ? { state: q.state } : {}), ...(q.run_state ? { runState: q.run_state } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
     res.json({ jobs: page.items.map(jobView), next_cursor: page.nextCursor ?? null });
   });
 
@@ -229,6 +229,16 @@ function jobView(j: Job) {
     created_at: iso(j.createdAt),
     updated_at: iso(j.updatedAt),
     done_at: iso(j.doneAt),
+    run: j.run && {
+      state: j.run.state,
+      start_date: iso(j.run.startDate),
+      end_date: iso(j.run.endDate),
+      duration_s: j.run.startDate !== null && j.run.endDate !== null ? (j.run.endDate - j.run.startDate) / 1000 : null,
+      url: j.run.url,
+      checked_at: iso(j.run.checkedAt),
+      sla_missed: j.run.slaMissed,
+      tracking: j.run.open,
+    },
   };
 }
 

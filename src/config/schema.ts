@@ -162,6 +162,20 @@ const airflowInstance = z.strictObject({
       cooldown: duration.default(30_000),
     })
     .prefault({}),
+  /** Following triggered runs to their end (DESIGN §7); `false` turns it off. */
+  track: z
+    .union([
+      z.literal(false),
+      z.strictObject({
+        /** One batched list request per round for every run this replica tracks on the instance. */
+        interval: duration.pipe(z.number().min(100, 'at least 100ms')).default(15_000),
+        /** A run not finished by then is no longer followed. */
+        horizon: duration.default(7 * 86_400_000),
+        /** State pushed by the Airflow plugin (airflow-plugin/), Standard Webhooks-signed with one of these. */
+        push: z.strictObject({ path: z.string().regex(/^\/[A-Za-z0-9._~\/-]*$/, 'must start with / and contain only URL path characters').optional(), secrets: z.array(nonEmpty).min(1, 'give at least one secret') }).optional(),
+      }),
+    ])
+    .prefault({}),
 });
 
 // --- Routes ---------------------------------------------------------------------------
@@ -231,6 +245,8 @@ const route = z
     asset_event: assetEvent.optional(),
     /** Lets a static cycle through this route start (a warning); lineage and the breaker bound it. */
     allow_cycle: z.boolean().default(false),
+    /** SLA of the triggered run, from the trigger: marked once when missed (DESIGN §7). */
+    expect: z.strictObject({ started_within: duration.optional(), finished_within: duration.optional() }).optional(),
   })
   .refine((r) => (r.trigger === undefined) !== (r.asset_event === undefined), { message: 'give exactly one of trigger or asset_event', path: ['trigger'] })
   // One shape for the rest of the bridge: what the route starts, and where.
@@ -341,6 +357,12 @@ export const configSchema = z
       const other = seen.get(src.path);
       if (other) ctx.addIssue({ code: 'custom', path: ['sources', name, 'path'], message: `same path as source "${other}"` });
       seen.set(src.path, name);
+    }
+    for (const [name, instance] of Object.entries(config.airflow)) {
+      if (instance.track === false || !instance.track.push) continue;
+      const path = instance.track.push.path ?? `/webhooks/airflow/${name}`;
+      const other = seen.get(path);
+      if (other) ctx.addIssue({ code: 'custom', path: ['airflow', name, 'track', 'push', 'path'], message: `same path as source "${other}"` });
     }
     if (Object.keys(config.sources).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['sources'], message: 'configure at least one source' });

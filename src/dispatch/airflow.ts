@@ -20,6 +20,11 @@ export interface AirflowClient {
   assetEvent(request: AssetRequest, signal?: AbortSignal): Promise<TriggerOutcome>;
   /** True the first time (per TTL) a DAG is found paused; one check per DAG at a time. */
   pausedOnce(dagId: string): Promise<boolean>;
+  /**
+   * An authenticated call under `/api/<v>` (`path` starts with `/`), for other stages
+   * (run tracking); credentials renewed as for triggers. Never throws.
+   */
+  call(method: 'GET' | 'POST', path: string, body: unknown, signal?: AbortSignal): Promise<{ status: number; text: string } | { kind: 'failed'; detail: string }>;
   /** Reachability for /readyz: never throws. */
   health(): Promise<{ reachable: boolean; detail: string }>;
   close(): Promise<void>;
@@ -243,6 +248,15 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
       const check = checkPaused(dagId);
       pausedChecked.set(dagId, { at: clock(), check });
       return check;
+    },
+
+    async call(method, path, body, signal) {
+      try {
+        const answer = await authed(method, `${api}${path}`, body, signal);
+        return 'kind' in answer ? { kind: 'failed' as const, detail: answer.detail } : answer;
+      } catch (err) {
+        return { kind: 'failed' as const, detail: networkDetail(err) };
+      }
     },
 
     async health() {

@@ -7,6 +7,7 @@ import { retryDelay } from './backoff.js';
 import { createCircuit, type Circuit } from './circuit.js';
 import { isAssetRequest } from '../route/route.js';
 import { statusClass, type Metrics } from '../metrics/metrics.js';
+import { runUrl } from '../track/run.js';
 
 export interface DispatcherDeps {
   store: Store;
@@ -165,9 +166,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function decide(job: Job, outcome: TriggerOutcome, n: number, instance: Config['airflow'][string], now: number): JobUpdate {
     switch (outcome.kind) {
       case 'triggered':
-        return { state: 'done', airflowState: outcome.state, dagRunId: outcome.dagRunId || null };
-      case 'exists':
-        return { state: 'done', airflowState: outcome.state, dagRunId: job.dagRunId };
+      case 'exists': {
+        const dagRunId = outcome.kind === 'triggered' ? outcome.dagRunId || null : job.dagRunId;
+        // A DAG run is followed to its end from here (src/track); an asset event has no run.
+        const run = job.dagId && dagRunId ? { url: runUrl(instance.url, instance.api, job.dagId, dagRunId), track: instance.track !== false } : undefined;
+        return { state: 'done', airflowState: outcome.state, dagRunId, ...(run ? { run } : {}) };
+      }
       case 'dead':
         return { state: 'dead', error: outcome.detail };
       case 'retry':

@@ -15,6 +15,7 @@ import { createMetrics, type Metrics } from '../metrics/metrics.js';
 import { sendProblem } from './problems.js';
 import type { Source } from './sources.js';
 import { webhookHandlers } from './webhook.js';
+import { pushRouter, type PushDeps } from '../track/push.js';
 
 /** The part of the bridge a reload swaps: read per request, never cached by handlers. */
 export interface Live {
@@ -42,6 +43,8 @@ export interface AppDeps {
   metricsElsewhere?: boolean;
   /** Redis for shared rate-limit counts (config `server.rate_limit_redis`). */
   rateLimitRedis?: SendCommandFn;
+  /** Records run states pushed by the Airflow plugin (src/track). */
+  recordRuns?: PushDeps['record'];
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -157,6 +160,14 @@ export function createApp(deps: AppDeps): Express {
     return router;
   };
   app.use((req, res, next) => webhooks()(req, res, next));
+  // The Airflow plugin's pushes follow the live config too.
+  let pushes: { config: Config; router: Router } | undefined;
+  app.use((req, res, next) => {
+    const config = deps.live().config;
+    if (!deps.recordRuns) return next();
+    if (pushes?.config !== config) pushes = { config, router: pushRouter(config, { clock, bodyLimit: config.server.body_limit, record: deps.recordRuns }) };
+    pushes.router(req, res, next);
+  });
 
   app.use((req, res) => sendProblem(res, 'not_found', `no route for ${req.method} ${req.path}`));
   app.use(errorHandler);

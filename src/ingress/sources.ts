@@ -31,5 +31,11 @@ export function buildSources(config: Config, clock: Clock): { ok: true; sources:
       keptHeaders: [...new Set([...ALWAYS_KEPT, ...extra.filter((h): h is string => h !== undefined)])],
     });
   }
+  // The plugin's push secrets, checked as a source's are (a bad key is a config error with its path).
+  for (const [name, instance] of Object.entries(config.airflow)) {
+    if (instance.track === false || !instance.track.push) continue;
+    const built = buildVerifier({ scheme: 'standard-webhooks', secrets: instance.track.push.secrets, public_keys: [], tolerance: 300_000 }, { clock });
+    if (!built.ok) problems.push(...built.problems.map((p) => ({ path: `airflow.${name}.track.push.${p.path}`, message: p.message })));
+  }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, sources };
 }

@@ -21,6 +21,14 @@ export function createMetrics() {
     circuitOpen: new Gauge({ name: 'bridge_airflow_circuit_open', help: '1 while the circuit to an Airflow instance is open', labelNames: ['airflow'] as const, registers }),
     triggersBlocked: new Counter({ name: 'bridge_triggers_blocked_total', help: 'Trigger jobs refused by the loop guard', labelNames: ['reason'] as const, registers }),
     learnedCycles: new Counter({ name: 'bridge_loop_learned_cycles_total', help: 'Learned DAG → pipeline edges that closed a cycle', registers }),
+    dagRunsFinished: new Counter({ name: 'bridge_dag_runs_finished_total', help: 'Triggered DAG runs seen to their end, by route and state (success, failed, missing)', labelNames: ['route', 'state'] as const, registers }),
+    loadToRunEnd: new Histogram({
+      name: 'bridge_load_to_run_end_seconds',
+      help: "From the Planasonix run's end (data.finished_at, else the webhook's receipt) to the end of the DAG run it triggered",
+      buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400],
+      registers,
+    }),
+    slaMissed: new Counter({ name: 'bridge_sla_missed_total', help: "Triggered DAG runs that missed their route's expect (kind: started, finished)", labelNames: ['route', 'kind'] as const, registers }),
     reloads: new Counter({ name: 'bridge_config_reloads_total', help: 'Config reloads by outcome (applied, refused)', labelNames: ['outcome'] as const, registers }),
     // Set at each scrape (beforeScrape), for alerting: see deploy/prometheus/alerts.yaml.
     airflowUp: new Gauge({ name: 'bridge_airflow_up', help: '1 when the last health probe (shared, cached 3 s) reached the Airflow instance', labelNames: ['airflow'] as const, registers }),

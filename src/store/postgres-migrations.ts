@@ -94,4 +94,11 @@ export const postgresMigrations: readonly string[] = [
      n               BIGINT NOT NULL,
      PRIMARY KEY (source_pipeline, target)
    );`,
+  // Run tracking (DESIGN §7): the Airflow run a trigger started, followed to its end.
+  `ALTER TABLE jobs ADD COLUMN run_state TEXT, ADD COLUMN run_start BIGINT, ADD COLUMN run_end BIGINT, ADD COLUMN run_url TEXT,
+     ADD COLUMN run_checked_at BIGINT, ADD COLUMN run_open SMALLINT NOT NULL DEFAULT 0, ADD COLUMN sla_missed TEXT,
+     ADD COLUMN track_owner TEXT, ADD COLUMN track_until BIGINT;
+   CREATE INDEX jobs_tracked ON jobs (airflow, done_at) WHERE run_open = 1;
+   CREATE INDEX jobs_run ON jobs (airflow, dag_id, dag_run_id);
+   CREATE INDEX jobs_run_state ON jobs (run_state);`,
 ];

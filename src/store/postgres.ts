@@ -4,7 +4,8 @@ import { fail, ok } from '../errors/result.js';
 import { judgeJob, type PairState } from '../guard/breaker.js';
 import { groupCommit } from './group-commit.js';
 import { postgresMigrations } from './postgres-migrations.js';
-import { activityOf, jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { activityOf, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { isFinal, type RunChange } from '../track/run.js';
 import type { Result } from '../errors/result.js';
 import type { Attempt, Inserted, IngestPolicy, JobState, JobUpdate, NewEvent, NewJob, Store, StoreReason } from './types.js';
 
@@ -238,11 +239,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       await c.query(
         `UPDATE jobs SET state = u.state, attempts = jobs.attempts + 1, next_attempt_at = u.next_attempt_at, last_error = u.last_error,
            airflow_state = coalesce(u.airflow_state, jobs.airflow_state), dag_run_id = coalesce(u.dag_run_id, jobs.dag_run_id),
-           done_at = u.done_at, updated_at = u.updated_at, lease_owner = NULL, lease_until = NULL
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
-           AS u(id, state, next_attempt_at, last_error, airflow_state, dag_run_id, done_at, updated_at)
+           done_at = u.done_at, updated_at = u.updated_at, lease_owner = NULL, lease_until = NULL,
+           run_state = u.run_state, run_url = coalesce(u.run_url, jobs.run_url), run_open = u.run_open
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::smallint[])
+           AS u(id, state, next_attempt_at, last_error, airflow_state, dag_run_id, done_at, updated_at, run_state, run_url, run_open)
          WHERE jobs.id = u.id`,
-        columns(valid.map((f) => [f.jobId, ...jobUpdateValues(f.update, now)]), 8),
+        columns(valid.map((f) => [f.jobId, ...jobUpdateValues(f.update, now)]), 11),
       );
       return batch.map((f) => (held.get(f.jobId) === f.lease ? numbers.get(f.jobId) : undefined));
     });
@@ -326,10 +328,54 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       return rows.length > filter.limit ? { items, nextCursor: String(items.at(-1)!.seq) } : { items };
     },
 
+    async claimRuns({ airflow, now, limit, leaseMs, owner }) {
+      const { rows } = await pool.query<JobRow>(
+        `UPDATE jobs SET track_owner = $1, track_until = $2
+         WHERE id IN (
+           SELECT id FROM jobs WHERE airflow = $3 AND run_open = 1 AND (track_owner = $1 OR track_until IS NULL OR track_until <= $4)
+           ORDER BY done_at LIMIT $5
+           FOR UPDATE SKIP LOCKED)
+         RETURNING *`,
+        [owner, now + leaseMs, airflow, now, limit],
+      );
+      return rows.map(toTrackedRun);
+    },
+
+    async recordRuns(airflow, observations, judge, now) {
+      if (observations.length === 0) return [];
+      return tx(async (c) => {
+        // Locked, so a push and a poll of the same run on two replicas record it one after the other.
+        const { rows } = await c.query<JobRow>(
+          `SELECT jobs.* FROM jobs JOIN unnest($2::text[], $3::text[]) AS u(dag_id, dag_run_id) USING (dag_id, dag_run_id)
+           WHERE airflow = $1 AND state = 'done' ORDER BY id FOR UPDATE OF jobs`,
+          [airflow, observations.map((o) => o.dagId), observations.map((o) => o.dagRunId)],
+        );
+        const byRun = new Map(observations.map((o) => [`${o.dagId}\n${o.dagRunId}`, o]));
+        const changes: RunChange[] = [];
+        const updates = rows.map((row) => {
+          const run = toTrackedRun(row);
+          const verdict = judge(run, byRun.get(`${row.dag_id}\n${row.dag_run_id}`)!);
+          const slaMissed = verdict.sla && row.sla_missed === null ? verdict.sla : undefined;
+          if (runChanged(run, verdict, Boolean(row.run_open)) || slaMissed) {
+            changes.push({ run: { ...run, state: verdict.state, startDate: verdict.startDate, endDate: verdict.endDate }, finished: verdict.state !== run.state && isFinal(verdict.state), ...(slaMissed ? { slaMissed } : {}) });
+          }
+          return [row.id, ...runUpdateValues(verdict, now), slaMissed ?? null];
+        });
+        await c.query(
+          `UPDATE jobs SET run_state = u.run_state, run_start = u.run_start, run_end = u.run_end, run_open = u.run_open, run_checked_at = u.checked_at,
+             sla_missed = coalesce(jobs.sla_missed, u.sla)
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::smallint[], $6::bigint[], $7::text[]) AS u(id, run_state, run_start, run_end, run_open, checked_at, sla)
+           WHERE jobs.id = u.id`,
+          columns(updates, 7),
+        );
+        return changes;
+      });
+    },
+
     async listJobs(filter) {
       const { rows } = await pool.query<JobRow & { seq: number }>(
-        'SELECT * FROM jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::bigint IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3',
-        [filter.state ?? null, filter.cursor ? Number(filter.cursor) : null, filter.limit + 1],
+        'SELECT * FROM jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR run_state = $2) AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4',
+        [filter.state ?? null, filter.runState ?? null, filter.cursor ? Number(filter.cursor) : null, filter.limit + 1],
       );
       const items = rows.slice(0, filter.limit);
       return rows.length > filter.limit ? { items: items.map(toJob), nextCursor: String(items.at(-1)!.seq) } : { items: items.map(toJob) };

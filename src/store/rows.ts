@@ -2,6 +2,7 @@
 // and PostgreSQL (JSONB arrives parsed).
 import { isAssetRequest, type JobRequest, type RouteDecision } from '../route/route.js';
 import type { Activity, Attempt, AttemptOutcome, EventStatus, Job, JobState, JobUpdate, NewJob, StoredEvent } from './types.js';
+import type { RunVerdict, SlaKind, TrackedRun } from '../track/run.js';
 import type { Block, BlockReason, Lineage } from '../guard/lineage.js';
 
 const json = <T>(value: string | T): T => (typeof value === 'string' ? (JSON.parse(value) as T) : value);
@@ -46,6 +47,13 @@ export interface JobRow {
   created_at: number;
   updated_at: number;
   done_at: number | null;
+  run_state: string | null;
+  run_start: number | null;
+  run_end: number | null;
+  run_url: string | null;
+  run_checked_at: number | null;
+  run_open: number | boolean;
+  sla_missed: SlaKind | null;
 }
 
 export interface AttemptRow {
@@ -100,7 +108,39 @@ export function toJob(row: JobRow): Job {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     doneAt: row.done_at,
+    run:
+      row.state === 'done' && row.dag_id !== ''
+        ? { state: row.run_state, startDate: row.run_start, endDate: row.run_end, url: row.run_url, checkedAt: row.run_checked_at, slaMissed: row.sla_missed, open: Boolean(row.run_open) }
+        : null,
   };
+}
+
+/** A tracked run as the stores read it (`jobs` columns). */
+export function toTrackedRun(row: JobRow): TrackedRun {
+  return {
+    jobId: row.id,
+    eventId: row.event_id,
+    route: row.route,
+    airflow: row.airflow,
+    dagId: row.dag_id,
+    dagRunId: row.dag_run_id ?? '',
+    triggeredAt: row.done_at ?? row.updated_at,
+    receivedAt: row.received_at,
+    state: row.run_state,
+    startDate: row.run_start,
+    endDate: row.run_end,
+    slaMissed: row.sla_missed,
+  };
+}
+
+/** The job columns a run verdict sets: run_state, run_start, run_end, run_open (as 0/1), run_checked_at. */
+export function runUpdateValues(verdict: RunVerdict, now: number): [string | null, number | null, number | null, number, number] {
+  return [verdict.state, verdict.startDate, verdict.endDate, verdict.open ? 1 : 0, now];
+}
+
+/** Whether a verdict changes what is recorded (only then is it a change, reported once). */
+export function runChanged(run: TrackedRun, verdict: RunVerdict, wasOpen: boolean): boolean {
+  return verdict.state !== run.state || verdict.startDate !== run.startDate || verdict.endDate !== run.endDate || verdict.open !== wasOpen;
 }
 
 export function toAttempt(row: AttemptRow): Attempt {
@@ -116,8 +156,12 @@ export function toAttempt(row: AttemptRow): Attempt {
   };
 }
 
-/** The job columns an attempt sets: state, next_attempt_at, last_error, airflow_state, dag_run_id, done_at, updated_at. */
-export function jobUpdateValues(update: JobUpdate, now: number): [string, number, string | null, string | null, string | null, number | null, number] {
+/**
+ * The job columns an attempt sets: state, next_attempt_at, last_error, airflow_state,
+ * dag_run_id, done_at, updated_at, and for a triggered run run_state, run_url, run_open.
+ */
+export function jobUpdateValues(update: JobUpdate, now: number): [string, number, string | null, string | null, string | null, number | null, number, string | null, string | null, number] {
+  const run = update.state === 'done' ? update.run : undefined;
   return [
     update.state,
     update.state === 'pending' ? update.nextAttemptAt : now,
@@ -126,6 +170,9 @@ export function jobUpdateValues(update: JobUpdate, now: number): [string, number
     update.state === 'done' ? update.dagRunId : null,
     update.state === 'pending' ? null : now,
     now,
+    run ? (update as { airflowState: string | null }).airflowState : null,
+    run?.url ?? null,
+    run?.track ? 1 : 0,
   ];
 }
 

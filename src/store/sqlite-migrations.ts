@@ -97,4 +97,17 @@ export const sqliteMigrations: readonly string[] = [
      n               INTEGER NOT NULL,
      PRIMARY KEY (source_pipeline, target)
    );`,
+  // Run tracking (DESIGN §7): the Airflow run a trigger started, followed to its end.
+  `ALTER TABLE jobs ADD COLUMN run_state TEXT;
+   ALTER TABLE jobs ADD COLUMN run_start INTEGER;
+   ALTER TABLE jobs ADD COLUMN run_end INTEGER;
+   ALTER TABLE jobs ADD COLUMN run_url TEXT;
+   ALTER TABLE jobs ADD COLUMN run_checked_at INTEGER;
+   ALTER TABLE jobs ADD COLUMN run_open INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE jobs ADD COLUMN sla_missed TEXT;
+   ALTER TABLE jobs ADD COLUMN track_owner TEXT;
+   ALTER TABLE jobs ADD COLUMN track_until INTEGER;
+   CREATE INDEX jobs_tracked ON jobs (airflow, done_at) WHERE run_open = 1;
+   CREATE INDEX jobs_run ON jobs (airflow, dag_id, dag_run_id);
+   CREATE INDEX jobs_run_state ON jobs (run_state);`,
 ];

@@ -6,7 +6,8 @@ import { fail, ok } from '../errors/result.js';
 import { judgeJob } from '../guard/breaker.js';
 import { groupCommit } from './group-commit.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
-import { activityOf, jobUpdateValues, newJobRow, toAttempt, toEvent, toJob, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { activityOf, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { isFinal, type RunChange } from '../track/run.js';
 import type { Result } from '../errors/result.js';
 import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store, StoreReason } from './types.js';
 
@@ -128,9 +129,20 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   );
   const updateJob = db.prepare(
     `UPDATE jobs SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, airflow_state = coalesce(?, airflow_state),
-       dag_run_id = coalesce(?, dag_run_id), done_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL
+       dag_run_id = coalesce(?, dag_run_id), done_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL,
+       run_state = ?, run_url = coalesce(?, run_url), run_open = ?
      WHERE id = ?`,
   );
+  const claimRunRows = db.prepare<[string, number, string, string, number, number], JobRow>(
+    `UPDATE jobs SET track_owner = ?, track_until = ?
+     WHERE id IN (
+       SELECT id FROM jobs WHERE airflow = ? AND run_open = 1 AND (track_owner = ? OR track_until IS NULL OR track_until <= ?)
+       ORDER BY done_at LIMIT ?)
+     RETURNING *`,
+  );
+  const runJobs = db.prepare<[string, string, string], JobRow>("SELECT * FROM jobs WHERE airflow = ? AND dag_id = ? AND dag_run_id = ? AND state = 'done'");
+  const updateRun = db.prepare('UPDATE jobs SET run_state = ?, run_start = ?, run_end = ?, run_open = ?, run_checked_at = ? WHERE id = ?');
+  const markSla = db.prepare('UPDATE jobs SET sla_missed = ? WHERE id = ? AND sla_missed IS NULL');
   const release = db.prepare(
     'UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ? WHERE id = ? AND lease_owner = ?',
   );
@@ -270,12 +282,33 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       return rows.length > filter.limit ? { items, nextCursor: String(items.at(-1)!.seq) } : { items };
     },
 
+    claimRuns({ airflow, now, limit, leaseMs, owner }) {
+      return write(() => claimRunRows.all(owner, now + leaseMs, airflow, owner, now, limit).map(toTrackedRun));
+    },
+
+    recordRuns(airflow, observations, judge, now) {
+      return write(() => {
+        const changes: RunChange[] = [];
+        for (const observation of observations) {
+          for (const row of runJobs.all(airflow, observation.dagId, observation.dagRunId)) {
+            const run = toTrackedRun(row);
+            const verdict = judge(run, observation);
+            updateRun.run(...runUpdateValues(verdict, now), row.id);
+            const slaMissed = verdict.sla && markSla.run(verdict.sla, row.id).changes === 1 ? verdict.sla : undefined;
+            const finished = verdict.state !== run.state && isFinal(verdict.state);
+            if (runChanged(run, verdict, Boolean(row.run_open)) || slaMissed) changes.push({ run: { ...run, state: verdict.state, startDate: verdict.startDate, endDate: verdict.endDate }, finished, ...(slaMissed ? { slaMissed } : {}) });
+          }
+        }
+        return changes;
+      });
+    },
+
     async listJobs(filter) {
       const rows = db
         .prepare<unknown[], JobRow & { rowid: number }>(
-          `SELECT rowid, * FROM jobs WHERE (? IS NULL OR state = ?) AND (? IS NULL OR rowid < ?) ORDER BY rowid DESC LIMIT ?`,
+          `SELECT rowid, * FROM jobs WHERE (? IS NULL OR state = ?) AND (? IS NULL OR run_state = ?) AND (? IS NULL OR rowid < ?) ORDER BY rowid DESC LIMIT ?`,
         )
-        .all(filter.state ?? null, filter.state ?? null, filter.cursor ?? null, filter.cursor ? Number(filter.cursor) : null, filter.limit + 1);
+        .all(filter.state ?? null, filter.state ?? null, filter.runState ?? null, filter.runState ?? null, filter.cursor ?? null, filter.cursor ? Number(filter.cursor) : null, filter.limit + 1);
       const items = rows.slice(0, filter.limit);
       return rows.length > filter.limit ? { items: items.map(toJob), nextCursor: String(items.at(-1)!.rowid) } : { items: items.map(toJob) };
     },

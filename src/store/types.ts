@@ -3,6 +3,7 @@ import type { BreakerPolicy } from '../guard/breaker.js';
 import type { LearnedEdge } from '../guard/graph.js';
 import type { BlockReason, GuardedJob, Lineage } from '../guard/lineage.js';
 import type { JobRequest, RouteDecision } from '../route/route.js';
+import type { RunChange, RunObservation, RunState, RunVerdict, SlaKind, TrackedRun } from '../track/run.js';
 
 export type { LearnedEdge };
 
@@ -65,6 +66,19 @@ export interface Job {
   doneAt: number | null;
   /** When the event was received: dispatch latency is measured from here. */
   receivedAt: number;
+  /** The Airflow run the trigger started, as last seen (DESIGN §7); null for asset events and jobs not triggered. */
+  run: JobRun | null;
+}
+
+export interface JobRun {
+  state: RunState | null;
+  startDate: number | null;
+  endDate: number | null;
+  url: string | null;
+  checkedAt: number | null;
+  slaMissed: SlaKind | null;
+  /** Still followed. */
+  open: boolean;
 }
 
 export interface Attempt {
@@ -83,7 +97,7 @@ export type AttemptOutcome = 'triggered' | 'exists' | 'retry' | 'dead';
 
 /** How an attempt changes its job; applied with the attempt row in one transaction. */
 export type JobUpdate =
-  | { state: 'done'; airflowState: string | null; dagRunId: string | null }
+  | { state: 'done'; airflowState: string | null; dagRunId: string | null; run?: { url: string; track: boolean } }
   | { state: 'pending'; nextAttemptAt: number; error: string }
   | { state: 'dead'; error: string };
 
@@ -170,7 +184,14 @@ export interface Store {
   replayJob(id: string, now: number): Promise<boolean>;
   /** Newest first; `cursor` is the `next_cursor` of the previous page. */
   listEvents(filter: EventFilter): Promise<Page<StoredEvent>>;
-  listJobs(filter: { state?: JobState; limit: number; cursor?: string }): Promise<Page<Job>>;
+  listJobs(filter: { state?: JobState; runState?: RunState; limit: number; cursor?: string }): Promise<Page<Job>>;
+  /** Open runs of an instance for one tracker, leased to `owner` until now + leaseMs (its own leases renewed). */
+  claimRuns(options: ClaimOptions): Promise<TrackedRun[]>;
+  /**
+   * What Airflow said of runs (a poll round or a push): each done job of the run judged and
+   * recorded in one transaction; returns what changed, each change once across replicas.
+   */
+  recordRuns(airflow: string, observations: readonly RunObservation[], judge: (run: TrackedRun, observation: RunObservation) => RunVerdict, now: number): Promise<RunChange[]>;
   /** Adds jobs for routes the event has none for yet (redrive); returns what was created. */
   addJobs(eventId: string, jobs: readonly NewJob[], policy: IngestPolicy): Promise<Inserted['jobs']>;
   /** Pending jobs per Airflow instance name (to find jobs whose instance left the config). */
