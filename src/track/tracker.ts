@@ -98,7 +98,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     const client = deps.clients().get(airflow);
     if (!instance || instance.track === false || !client) return;
     const now = clock();
-    const runs = await deps.store.claimRuns({ airflow, now, limit: CLAIM_LIMIT, leaseMs: Math.max(3 * instance.track.interval, 30_000), owner });
+    const runs = await deps.store.claimRuns({ airflow, now, limit: CLAIM_LIMIT, leaseMs: 3 * instance.track.interval, owner });
     if (runs.length === 0) return;
     const listed = await listRuns(client, instance.api, runs, AbortSignal.timeout(3 * instance.timeout));
     sent.set(airflow, (sent.get(airflow) ?? 0) + listed.requests);

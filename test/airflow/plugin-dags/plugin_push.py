@@ -49,3 +49,14 @@ with DAG(dag_id="push_ok", **common):
 
 with DAG(dag_id="push_fail", **common):
     PythonOperator(task_id="fail", python_callable=_fail)
+
+
+def _sleep(**_context):
+    import time
+
+    time.sleep(8)
+
+
+# `push_sleep`: succeeds after 8 s, so a route's finished_within of a few seconds is missed.
+with DAG(dag_id="push_sleep", **common):
+    PythonOperator(task_id="sleep", python_callable=_sleep)
