@@ -159,7 +159,7 @@ routes:
         const [job] = await behind.settled(answer.body.id);
         expect(job).toMatchObject({ state: 'dead', attempts: 1 });
         expect(job!.lastError).toBe(
-          `POST /api/${api}/dags/record_conf/dagRuns answered 200 but not with a DAG run (content-type text/html; starts "<!DOCTYPE html> <html><head><title>Sign in</title></head><body…"): does airflow.default.url point at Airflow's API, not a login page or proxy?`,
+          `POST /api/${api}/dags/record_conf/dagRuns answered 200 but not with a DAG run (content-type text/html; starts "<!DOCTYPE html> <html><head><title>Sign in</title></head><bo…"): does airflow.default.url point at Airflow's API, not a login page or proxy?`,
         );
         expect(behind.logLines.some((l) => l.msg === 'DAG run triggered')).toBe(false);
         // Only the trigger was faked: the login (Airflow 3) went to the real Airflow.
