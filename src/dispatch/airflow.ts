@@ -4,6 +4,7 @@ import type { AirflowConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { AssetRequest, TriggerRequest } from '../route/route.js';
 import { parseRetryAfter } from './backoff.js';
+import { describeBody, hintFor, provesAssetEvent, provesRun, type Proof } from './proof.js';
 
 /** What one trigger attempt came to, in DESIGN §5's terms. */
 export type TriggerOutcome =
@@ -76,6 +77,18 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
 
   // --- credentials -------------------------------------------------------------------
   let token: { value: string; renewAt: number } | undefined;
+  /** Never to appear in an excerpt of an answer. */
+  const secrets = (): string[] => [
+    ...(config.auth.type === 'bearer' ? [config.auth.token] : []),
+    ...(config.auth.type === 'password' ? [config.auth.password] : []),
+    ...(token ? [token.value] : []),
+  ];
+  /** A 2xx that proves nothing (DESIGN §7): dead, naming the likely misconfiguration. */
+  const unproven = (what: string, status: number, proof: Extract<Proof<unknown>, { ok: false }>): TriggerOutcome => ({
+    kind: 'dead',
+    status,
+    detail: `${what} answered ${status} ${proof.problem}: ${hintFor(name, proof.hint)}`,
+  });
   let login: Promise<LoginResult> | undefined;
   type LoginResult = { ok: true; value: string } | { ok: false; outcome: TriggerOutcome };
 
@@ -99,6 +112,8 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
           token = { value, renewAt: renewAt(value) };
           return { ok: true, value };
         }
+        const proof = { ok: false as const, problem: `but not with a token (${describeBody(answer, secrets())})`, hint: 'not-api' as const };
+        return { ok: false, outcome: unproven('POST /auth/token', answer.status, proof) };
       }
       const outcome = classify(answer, 'POST /auth/token', clock);
       if (answer.status === 401 || answer.status === 403) {
@@ -170,8 +185,10 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
     const answer = await authed('GET', path, undefined, signal);
     if ('kind' in answer) return answer;
     if (answer.status === 200) {
-      const run = parseJson(answer.text) as { state?: string } | undefined;
-      return { kind: 'exists', status: 409, state: run?.state ?? null, detail: `run ${request.dag_run_id} already exists (${run?.state ?? 'state unknown'})` };
+      const proof = provesRun(answer, request.dag_run_id, secrets());
+      if (!proof.ok) return unproven(`GET ${path} (after a 409)`, answer.status, proof);
+      const state = proof.value.state;
+      return { kind: 'exists', status: 409, state, detail: `run ${request.dag_run_id} already exists (${state ?? 'state unknown'})` };
     }
     if (answer.status === 404) {
       return { kind: 'dead', status: 409, detail: `Airflow answered 409 but has no run ${request.dag_run_id}: another run holds this logical_date? (${detailOf(conflict.text)})` };
@@ -213,8 +230,10 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
         const answer = await authed('POST', path, body, signal);
         if ('kind' in answer) return answer;
         if (answer.status >= 200 && answer.status < 300) {
-          const event = parseJson(answer.text) as { id?: number } | undefined;
-          return { kind: 'triggered', status: answer.status, dagRunId: '', state: event?.id !== undefined ? `asset event ${event.id}` : null, detail: excerpt(answer.text) };
+          const proof = provesAssetEvent(answer, config.api, secrets());
+          if (!proof.ok) return unproven(`POST ${path}`, answer.status, proof);
+          const id = proof.value.id;
+          return { kind: 'triggered', status: answer.status, dagRunId: '', state: id !== null ? `asset event ${id}` : null, detail: excerpt(answer.text) };
         }
         if (answer.status === 401) return { kind: 'dead', status: 401, detail: `Airflow "${name}" answered 401 after renewing credentials: ${detailOf(answer.text)}` };
         return classify(answer, `POST ${path}`, clock);
@@ -229,8 +248,9 @@ export function createAirflowClient(name: string, config: AirflowConfig, deps: C
         const answer = await authed('POST', path, bodyFor(config.api, request), signal);
         if ('kind' in answer) return answer;
         if (answer.status >= 200 && answer.status < 300) {
-          const run = parseJson(answer.text) as { dag_run_id?: string; state?: string } | undefined;
-          return { kind: 'triggered', status: answer.status, dagRunId: run?.dag_run_id ?? request.dag_run_id, state: run?.state ?? null, detail: excerpt(answer.text) };
+          const proof = provesRun(answer, request.dag_run_id, secrets());
+          if (!proof.ok) return unproven(`POST ${path}`, answer.status, proof);
+          return { kind: 'triggered', status: answer.status, dagRunId: request.dag_run_id, state: proof.value.state, detail: excerpt(answer.text) };
         }
         if (answer.status === 409) return await confirmExisting(dagId, request, answer, signal);
         if (answer.status === 401) {

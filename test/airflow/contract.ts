@@ -6,6 +6,7 @@ import { SECRET } from '../helpers/app.js';
 import { completionEvent } from '../helpers/sign.js';
 import { crashBetweenTriggerAndRecord } from './crash.js';
 import { loopGuardOnRealAirflow } from './loop.js';
+import { startLoginPageProxy } from './login-page-proxy.js';
 import type { StartedAirflow } from './harness.js';
 
 export interface ContractOptions {
@@ -147,6 +148,28 @@ routes:
         expect(job!.lastError).toMatch(major === 3 ? /refused the configured username\/password at POST \/auth\/token \(401/ : /answered 403: .*Forbidden/);
       } finally {
         await wrong.close();
+      }
+    }, 60_000);
+
+    it('a 200 login page from a proxy in front of Airflow is dead with the reason, and Airflow has no run', async () => {
+      const proxy = await startLoginPageProxy(af.url);
+      const behind = await e2eBridge(routes(`{ type: password, username: ${af.username}, password: ${af.password} }`).replace('URL', proxy.url));
+      try {
+        const answer = await behind.send(completionEvent({ data: { run_id: `run_sso_${major}`, pipeline_id: 'pl_x', pipeline_name: 'nightly_x', status: 'succeeded', parameters: { business_date: 'd' } } }));
+        const [job] = await behind.settled(answer.body.id);
+        expect(job).toMatchObject({ state: 'dead', attempts: 1 });
+        expect(job!.lastError).toBe(
+          `POST /api/${api}/dags/record_conf/dagRuns answered 200 but not with a DAG run (content-type text/html; starts "<!DOCTYPE html> <html><head><title>Sign in</title></head><bo…"): does airflow.default.url point at Airflow's API, not a login page or proxy?`,
+        );
+        expect(behind.logLines.some((l) => l.msg === 'DAG run triggered')).toBe(false);
+        // Only the trigger was faked: the login (Airflow 3) went to the real Airflow.
+        expect(proxy.seen.filter((s) => !s.forwarded)).toHaveLength(1);
+        if (major === 3) expect(proxy.seen.find((s) => s.path === '/auth/token')).toMatchObject({ forwarded: true, status: 201 });
+        expect(job!.dagRunId).toBe(`planasonix__run_sso_${major}__sales-to-dbt`);
+        expect((await airflowApi(af).run('record_conf', `planasonix__run_sso_${major}__sales-to-dbt`)).status).toBe(404);
+      } finally {
+        await behind.close();
+        await proxy.close();
       }
     }, 60_000);
 

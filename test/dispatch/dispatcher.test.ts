@@ -107,7 +107,7 @@ describe('dispatcher (against the fault-injection fake)', () => {
   });
 
   it('half-open with a backlog: exactly one probe goes out, then the backlog drains (the loop never spins)', async () => {
-    airflow.script(DAG_RUNS, { status: 503 }, { status: 503 }, { status: 200, body: { state: 'queued' }, delayMs: 300 });
+    airflow.script(DAG_RUNS, { status: 503 }, { status: 503 }, { status: 200, body: 'run', delayMs: 300 });
     const r = start({ breaker: '{ failures: 2, cooldown: 0.5s }', retry: '{ max_attempts: 20, initial_delay: 0.01s, max_delay: 0.02s }' });
     const ids = [await r.submit()];
     while (r.dispatcher.circuitState('default') !== 'open') await new Promise((resolve) => setTimeout(resolve, 10));
@@ -125,7 +125,7 @@ describe('dispatcher (against the fault-injection fake)', () => {
   });
 
   it('never has more than max_in_flight requests open to one instance', async () => {
-    airflow.script(DAG_RUNS, ...Array(6).fill({ status: 200, body: { state: 'queued' }, delayMs: 200 }));
+    airflow.script(DAG_RUNS, ...Array(6).fill({ status: 200, body: 'run', delayMs: 200 }));
     rig = dispatchRig(`
 airflow: { default: { url: ${airflow.url}, auth: { type: none }, max_in_flight: 2, timeout: 2s } }
 dispatch: { poll_interval: 0.02s, lease: 10s }
@@ -141,7 +141,7 @@ routes: [ { name: r, match: {}, trigger: { dag_id: dbt_sales_models } } ]
   });
 
   it('stop() waits for in-flight attempts to be recorded', async () => {
-    airflow.script(DAG_RUNS, { status: 200, body: { state: 'queued' }, delayMs: 300 });
+    airflow.script(DAG_RUNS, { status: 200, body: 'run', delayMs: 300 });
     const r = start();
     const id = await r.submit();
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -234,5 +234,106 @@ routes: [ { name: r, match: {}, trigger: { dag_id: dbt_sales_models } } ]
     expect(job).toMatchObject({ state: 'dead', attempts: 0 });
     expect(job!.lastError).toBe('conf: {{ data.parameters.watermark }}: data.parameters.watermark is missing (add "| default: …" if it is optional)');
     expect(triggers()).toHaveLength(0);
+  });
+});
+
+describe('proof of trigger (DESIGN §7): a 2xx counts only when it is the requested run', () => {
+  const RUN_ID = 'planasonix__run_1__sales-to-dbt';
+  const LOGIN_PAGE = '<!DOCTYPE html>\n<html lang="en">\n  <head><title>Sign in · Example SSO</title></head><body><form action="/login">…</form></body></html>';
+  const NOT_API = "does airflow.default.url point at Airflow's API, not a login page or proxy?";
+  const auths = {
+    password: '{ type: password, username: admin, password: pw-s3cr3t-42 }',
+    bearer: '{ type: bearer, token: tok-s3cr3t-42 }',
+    none: '{ type: none }',
+  };
+  const answers: [string, { raw?: string; body?: unknown; headers?: Record<string, string> }, string][] = [
+    ['HTML (a login page)', { raw: LOGIN_PAGE, headers: { 'content-type': 'text/html; charset=utf-8' } }, `answered 200 but not with a DAG run (content-type text/html; starts "<!DOCTYPE html> <html lang="en"> <head><title>Sign in · Exam…"): ${NOT_API}`],
+    ['an empty body', { raw: '' }, `answered 200 but not with a DAG run (content-type application/json; empty body): ${NOT_API}`],
+    ['JSON of another run', { body: { dag_run_id: 'manual__2026-11-30T00:00:00', state: 'queued' } }, `answered 200 with DAG run "manual__2026-11-30T00:00:00" instead of "${RUN_ID}": does airflow.default.url point at Airflow's API, not a cache or proxy answering for it?`],
+    ['JSON that is not a run ({})', { body: {} }, `answered 200 but not with a DAG run (content-type application/json; starts "{}"): ${NOT_API}`],
+    ['JSON that is a list', { body: [{ dag_run_id: RUN_ID }] }, `answered 200 but not with a DAG run (content-type application/json; starts "[{"dag_run_id":"${RUN_ID}"}]"): ${NOT_API}`],
+  ];
+  const submitRun1 = (r: NonNullable<typeof rig>) => r.submit({ data: { run_id: 'run_1', pipeline_id: 'pl_8f2a9c1d4e', status: 'succeeded' } });
+  const cases = Object.entries(auths).flatMap(([auth, yaml]) => answers.map(([what, answer, reason]) => [auth, what, yaml, answer, reason] as const));
+
+  it.each(cases)('auth %s, a 200 with %s: dead with the reason, asked once, logged as dead-lettered', async (auth, _what, yaml, answer, reason) => {
+    airflow.script(DAG_RUNS, { status: 200, ...answer });
+    const r = start({ auth: yaml });
+    const [job] = await r.settled(await submitRun1(r));
+    expect(job).toMatchObject({ state: 'dead', attempts: 1 });
+    expect(job!.lastError).toBe(`POST ${DAG_RUNS} ${reason}`);
+    expect(triggers()).toHaveLength(1);
+    expect(triggers()[0]!.authorization).toBe({ password: 'Bearer token-1', bearer: 'Bearer tok-s3cr3t-42', none: undefined }[auth]);
+    expect(airflow.seen.filter((s) => s.path === '/auth/token')).toHaveLength(auth === 'password' ? 1 : 0);
+    expect((await r.store.attemptsOfJob(job!.id)).map((a) => [a.httpStatus, a.outcome])).toEqual([[200, 'dead']]);
+    expect(r.logLines.filter((l) => l.msg === 'trigger dead-lettered')).toEqual([expect.objectContaining({ dag_run_id: RUN_ID, error: job!.lastError })]);
+    expect(r.logLines.some((l) => l.msg === 'DAG run triggered' || l.msg === 'DAG run already existed')).toBe(false);
+  });
+
+  it('an HTML answer at /auth/token is dead with the reason, and no trigger is sent', async () => {
+    airflow.script('/auth/token', { status: 200, raw: LOGIN_PAGE, headers: { 'content-type': 'text/html' } });
+    const r = start();
+    const [job] = await r.settled(await submitRun1(r));
+    expect(job).toMatchObject({ state: 'dead', attempts: 1 });
+    expect(job!.lastError).toBe(`POST /auth/token answered 200 but not with a token (content-type text/html; starts "<!DOCTYPE html> <html lang="en"> <head><title>Sign in · Exam…"): ${NOT_API}`);
+    expect(triggers()).toHaveLength(0);
+  });
+
+  it('the excerpt never shows the configured credential (or anything JWT-like)', async () => {
+    airflow.script(DAG_RUNS, { status: 200, raw: 'token=tok-s3cr3t-42 jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig', headers: { 'content-type': 'text/plain' } });
+    const r = start({ auth: auths.bearer });
+    const [job] = await r.settled(await submitRun1(r));
+    expect(job!.lastError).toBe(`POST ${DAG_RUNS} answered 200 but not with a DAG run (content-type text/plain; starts "token=*** jwt=***"): ${NOT_API}`);
+  });
+
+  it('a 409 whose confirmation read is HTML is dead, not "already existed"', async () => {
+    airflow.script(DAG_RUNS, { status: 409, body: { detail: { reason: 'Unique constraint violation' } } });
+    airflow.script(`${DAG_RUNS}/${RUN_ID}`, { status: 200, raw: LOGIN_PAGE, headers: { 'content-type': 'text/html' } });
+    const r = start();
+    const [job] = await r.settled(await submitRun1(r));
+    expect(job).toMatchObject({ state: 'dead', attempts: 1 });
+    expect(job!.lastError).toBe(`GET ${DAG_RUNS}/${RUN_ID} (after a 409) answered 200 but not with a DAG run (content-type text/html; starts "<!DOCTYPE html> <html lang="en"> <head><title>Sign in · Exam…"): ${NOT_API}`);
+    expect(triggers()).toHaveLength(1);
+  });
+
+  it('a 409 whose confirmation read is another run is dead', async () => {
+    airflow.script(DAG_RUNS, { status: 409, body: { detail: 'exists' } });
+    airflow.script(`${DAG_RUNS}/${RUN_ID}`, { status: 200, body: { dag_run_id: 'other', state: 'success' } });
+    const r = start();
+    const [job] = await r.settled(await submitRun1(r));
+    expect(job!.state).toBe('dead');
+    expect(job!.lastError).toMatch(new RegExp(`^GET .* \\(after a 409\\) answered 200 with DAG run "other" instead of "${RUN_ID}": `));
+  });
+
+  const assetRig = (api: 'v1' | 'v2') => {
+    rig = dispatchRig(`
+airflow: { default: { url: ${airflow.url}, api: ${api}, auth: { type: none }, timeout: 2s } }
+dispatch: { poll_interval: 0.02s, lease: 10s }
+routes: [ { name: a, match: {}, asset_event: { ${api === 'v2' ? 'asset_id: 7' : 'uri: "planasonix://bridge/x"'} } } ]
+`);
+    rig.dispatcher.start();
+    return rig;
+  };
+
+  it.each([
+    ['v2', '/api/v2/assets/events', { id: 11, asset_id: 7, uri: 'planasonix://bridge/x', extra: {}, source_map_index: -1, created_dagruns: [], timestamp: '2026-12-01T00:00:00Z' }, 'asset event 11'],
+    ['v1', '/api/v1/datasets/events', { id: 12, dataset_id: 3, dataset_uri: 'planasonix://bridge/x', extra: {}, created_dagruns: [] }, 'asset event 12'],
+  ] as const)('asset event (%s): the event itself is done', async (api, path, body, state) => {
+    airflow.script(path, { status: 200, body });
+    const r = assetRig(api);
+    const [job] = await r.settled(await submitRun1(r));
+    expect(job).toMatchObject({ state: 'done', airflowState: state });
+  });
+
+  it.each([
+    ['v2', '/api/v2/assets/events', { body: { dag_run_id: 'x', state: 'queued' } }, 'but not with an asset event (content-type application/json; starts "{"dag_run_id":"x","state":"queued"}")'],
+    ['v1', '/api/v1/datasets/events', { raw: LOGIN_PAGE, headers: { 'content-type': 'text/html' } }, 'but not with a dataset event (content-type text/html; starts "<!DOCTYPE html> <html lang="en"> <head><title>Sign in · Exam…")'],
+  ] as const)('asset event (%s): a 200 that is not an event is dead with the reason', async (api, path, answer, problem) => {
+    airflow.script(path, { status: 200, ...answer });
+    const r = assetRig(api);
+    const [job] = await r.settled(await submitRun1(r));
+    expect(job).toMatchObject({ state: 'dead', attempts: 1 });
+    expect(job!.lastError).toBe(`POST ${path} answered 200 ${problem}: ${NOT_API}`);
+    expect(airflow.seen.filter((s) => s.path === path)).toHaveLength(1);
   });
 });

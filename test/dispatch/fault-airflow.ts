@@ -1,13 +1,17 @@
 // FAULT-INJECTION FAKE — not Airflow. Used only for what a real Airflow cannot be made to
 // do on demand: 503 bursts with Retry-After, answers slower than the timeout, dropped
-// connections, token expiry at an exact moment. Everything else is tested against real
+// connections, token expiry at an exact moment, and 2xx answers that are not Airflow's (a login
+// page from a proxy, an empty body, another run) for the proof-of-trigger checks. Everything else is tested against real
 // Airflow (test/airflow/).
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface Scripted {
   status?: number;
+  /** Sent as JSON; `'run'` answers the run the request asked for (state queued), as Airflow does. */
   body?: unknown;
+  /** Sent as is instead of `body` (HTML, an empty string); set the content-type in `headers`. */
+  raw?: string;
   headers?: Record<string, string>;
   /** Answer after this long (to exceed the client's timeout). */
   delayMs?: number;
@@ -52,7 +56,8 @@ export async function startFaultAirflow(): Promise<FaultAirflow> {
       setTimeout(() => {
         if (res.destroyed) return;
         res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
-        res.end(answer.body === undefined ? '' : JSON.stringify(answer.body));
+        const json = answer.body === 'run' ? { dag_run_id: body?.dag_run_id, state: 'queued' } : answer.body;
+        res.end(answer.raw ?? (json === undefined ? '' : JSON.stringify(json)));
       }, answer.delayMs ?? 0);
     });
   });

@@ -22,7 +22,7 @@ export async function startCountingAirflow(): Promise<CountingAirflow> {
     req.on('end', () => {
       const send = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       const run = /^\/api\/v2\/dags\/[^/]+\/dagRuns\/([^/?]+)$/.exec(req.url ?? '');
-      if (req.method === 'GET' && run) return posts.has(decodeURIComponent(run[1]!)) ? send(200, { state: 'queued' }) : send(404, { detail: 'not found' });
+      if (req.method === 'GET' && run) return posts.has(decodeURIComponent(run[1]!)) ? send(200, { dag_run_id: decodeURIComponent(run[1]!), state: 'queued' }) : send(404, { detail: 'not found' });
       if (req.method === 'GET') return send(200, { is_paused: false });
       const id = (JSON.parse(raw) as { dag_run_id: string }).dag_run_id;
       const seen = posts.get(id) ?? 0;
