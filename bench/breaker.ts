@@ -1,0 +1,121 @@
+// Breaker flatness: one route, one pipeline → one DAG (every event the same pair), breaker
+// { max_triggers: 100000, window: 1h } so it counts every trigger of the run and never opens.
+// The first WINDOW events are measured (req/s), the run continues to EVENTS, the last WINDOW
+// are measured again: a breaker whose cost grows with the triggers in its window shows as a
+// ratio below 1 (target ≥ 0.9). Dispatch runs too (the sink in bench/sink.ts is "Airflow").
+//
+// EVENTS = BENCH_BREAKER_EVENTS (default 100,000), WINDOW = EVENTS / 10. A store too slow to
+// send them within BUDGET s (BENCH_BREAKER_BUDGET_S, default 15 × BENCH_SECONDS) gets fewer,
+// estimated from its first window's rate, and the table prints the count it used. Corpora
+// are signed chunk by chunk just before they are sent (timestamps are valid for 5 minutes).
+import { bridgeConfig, cli, corpus, DURATION, fmt, freshPgDatabase, load, type Load, ONE_ROUTE, PG_ADMIN_URL, peakRss, printTable, sqliteCount, sqliteFile, start, stop, storedCell } from './common.js';
+import pg from 'pg';
+
+const BREAKER = '{ max_triggers: 100000, window: 1h }';
+const EVENTS = Number(process.env.BENCH_BREAKER_EVENTS ?? 100_000);
+const BUDGET_S = Number(process.env.BENCH_BREAKER_BUDGET_S ?? 15 * DURATION);
+const CHUNK = 20_000;
+
+export interface BreakerRow {
+  store: string;
+  events: number;
+  window: number;
+  first: Load;
+  last: Load;
+  flat: number;
+  accepted: number;
+  errors: number;
+  stored: number;
+  jobs: number;
+  blocked: number;
+  rssMb: number;
+  seconds: number;
+}
+
+async function breakerRun(store: 'SQLite' | 'PostgreSQL', url: string, count: (table: string, where?: string) => Promise<number>): Promise<BreakerRow> {
+  const window = Math.floor(EVENTS / 10);
+  const server = await start([...cli, bridgeConfig(url, ONE_ROUTE, { breaker: BREAKER })]);
+  const t0 = Date.now();
+  let accepted = 0;
+  let errors = 0;
+  let rssMb = 0;
+  let sent = 0;
+  let first: Load;
+  let last: Load;
+  let events = EVENTS;
+  try {
+    first = await load([server.url], corpus(window, `bk${store}a`), { amount: window });
+    accepted += first.accepted;
+    errors += first.errors;
+    sent += window;
+    // Fewer events if the rest would not fit the budget at the first window's rate.
+    const fits = Math.floor((BUDGET_S * first.rps) / window) * window + window;
+    if (fits < events) events = Math.max(3 * window, fits);
+    for (let i = 0; sent < events - window; i++) {
+      const n = Math.min(CHUNK, events - window - sent);
+      const middle = await load([server.url], corpus(n, `bk${store}m${i}`), { amount: n });
+      accepted += middle.accepted;
+      errors += middle.errors;
+      sent += n;
+    }
+    last = await load([server.url], corpus(window, `bk${store}z`), { amount: window });
+    accepted += last.accepted;
+    errors += last.errors;
+    rssMb = peakRss(server.pid);
+  } finally {
+    await stop(server);
+  }
+  return {
+    store,
+    events,
+    window,
+    first,
+    last,
+    flat: last.rps / first.rps,
+    accepted,
+    errors,
+    stored: await count('events'),
+    jobs: await count('jobs'),
+    blocked: await count('jobs', "state = 'blocked'"),
+    rssMb,
+    seconds: (Date.now() - t0) / 1000,
+  };
+}
+
+export async function benchBreaker(opts: { postgres: boolean }): Promise<BreakerRow[]> {
+  const rows: BreakerRow[] = [];
+  const file = sqliteFile();
+  rows.push(await breakerRun('SQLite', `sqlite:${file}`, async (t, where) => sqliteCount(file, where ? `${t} WHERE ${where}` : t)));
+  if (opts.postgres) {
+    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+    await admin.connect();
+    const db = await freshPgDatabase(admin);
+    try {
+      rows.push(await breakerRun('PostgreSQL', db.url, (t, where) => db.count(where ? `${t} WHERE ${where}` : t)));
+    } finally {
+      await db.drop();
+      await admin.end();
+    }
+  }
+  printTable(
+    `Breaker flatness: one pair, breaker ${BREAKER}, one route + dispatch; req/s of the first vs the last window of events`,
+    ['store', 'events sent', 'window', 'first window req/s', 'first p99 ms', 'last window req/s', 'last p99 ms', 'last / first', 'errors', 'stored / 202', 'jobs', 'blocked', 'peak RSS MB', 'wall s'],
+    rows.map((r) => [
+      r.store,
+      r.events.toLocaleString('en') + (r.events < EVENTS ? ` (of ${EVENTS.toLocaleString('en')}: budget ${BUDGET_S} s)` : ''),
+      r.window.toLocaleString('en'),
+      r.first.rps.toFixed(0),
+      r.first.p99,
+      r.last.rps.toFixed(0),
+      r.last.p99,
+      fmt(r.flat),
+      r.errors,
+      storedCell(r),
+      r.jobs,
+      r.blocked,
+      fmt(r.rssMb, 0),
+      r.seconds.toFixed(0),
+    ]),
+  );
+  return rows;
+}
