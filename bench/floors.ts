@@ -23,6 +23,6 @@ export async function benchFloors(): Promise<Floors> {
   // The no-store floors repeat a corpus harmlessly (nothing is deduplicated); the durable one needs unique events.
   const node = await ingestRun('floor: node:http + HMAC, 204, no store', tsxCmd('baseline-server.ts'), corpus(40_000, 'fn'));
   const express = await ingestRun('floor: express 5 + express.raw + HMAC, 204, no store', tsxCmd('express-floor-server.ts'), corpus(40_000, 'fe'));
-  const durable = await durableFloor('durable floor: node:http + HMAC + JSON.parse + SQLite row (WAL, FULL, group commit), 202', corpusFor(12_000, 'fd'));
+  const durable = await durableFloor('durable floor: node:http + HMAC + JSON.parse + SQLite row (WAL, FULL, group commit), 202', corpusFor(15_000, 'fd'));
   return { node, express, durable };
 }
