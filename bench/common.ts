@@ -57,8 +57,10 @@ export interface Load {
   p50: number;
   p99: number;
   max: number;
-  /** Transport errors, timeouts and non-2xx answers. */
+  /** Transport errors, timeouts (autocannon's 10 s) and non-2xx answers. */
   errors: number;
+  /** What they were, e.g. "12 timeouts, 3 × 503" ('' without errors). */
+  errorKinds: string;
   /** 202 answers: events the server said it stored. */
   accepted: number;
   /** All 2xx answers (the no-store baselines answer 204). */
@@ -107,13 +109,27 @@ export async function load(urls: string[], requests: Request[], opts: { rate?: n
     p50: Math.max(...results.map((r) => r.latency.p50)),
     p99: Math.max(...results.map((r) => r.latency.p99)),
     max: Math.max(...results.map((r) => r.latency.max)),
-    errors: sum((r) => r.errors + r.timeouts + r.non2xx),
+    // autocannon counts a timeout in `errors` and in `timeouts`: counted once here.
+    errors: sum((r) => r.errors + r.non2xx),
+    errorKinds: describeErrors(results),
     accepted: sum((r) => (r.statusCodeStats as Record<string, { count: number }>)['202']?.count ?? 0),
     ok: sum((r) => r['2xx']),
     wrapped,
     seconds,
   };
 }
+
+function describeErrors(results: autocannon.Result[]): string {
+  const sum = (f: (r: autocannon.Result) => number) => results.reduce((a, r) => a + f(r), 0);
+  const codes = new Map<string, number>();
+  for (const r of results) for (const [code, { count }] of Object.entries(r.statusCodeStats as Record<string, { count: number }>)) if (!code.startsWith('2')) codes.set(code, (codes.get(code) ?? 0) + count);
+  const timeouts = sum((r) => r.timeouts);
+  const other = sum((r) => r.errors) - timeouts; // autocannon counts timeouts among errors too
+  return [timeouts ? `${timeouts} timeouts` : '', other > 0 ? `${other} connection errors` : '', ...[...codes].map(([c, n]) => `${n} × ${c}`)].filter(Boolean).join(', ');
+}
+
+/** The errors cell: the count, and what they were. */
+export const errorsCell = (r: { errors: number; errorKinds: string }) => (r.errors ? `**${r.errors}** (${r.errorKinds})` : '0');
 
 // --- processes ---------------------------------------------------------------------------
 
@@ -245,7 +261,7 @@ export function ingestTable(title: string, rows: Row[], ratios: { label: string;
       r.p50,
       r.p99,
       r.max,
-      r.errors,
+      errorsCell(r),
       storedCell(r),
       fmt(r.cpuMsPerEvent, 3),
       fmt(r.rssMb, 0),
