@@ -8,7 +8,7 @@
 // processes + of every PostgreSQL backend of that database, see cpu.ts) / 202 answers. At the
 // end the rows are counted: events and jobs must be ≥ the 202s (one job per event here).
 import pg from 'pg';
-import { bridgeConfig, cli, CONNECTIONS, fmt, freshPgDatabase, load, type Load, ONE_ROUTE, PG_ADMIN_URL, peakRss, printTable, ratio, type Server, SPREAD_ROUTE, start, stop, storedCell } from './common.js';
+import { bridgeConfig, cli, CONNECTIONS, fmt, freshPgDatabase, load, type Load, ONE_ROUTE, PG_ADMIN_URL, peakRss, printTable, ratio, type Row, type Server, SPREAD_ROUTE, start, stop, storedCell } from './common.js';
 import { type CpuUse, startCpuMeter } from './cpu.js';
 import { corpusFor } from './floors.js';
 
@@ -46,7 +46,8 @@ async function scaleRun(admin: pg.Client, replicas: 1 | 2, kind: Corpus): Promis
   }
 }
 
-export async function benchPostgresScale(): Promise<ScaleRow[]> {
+/** `floor`: the durable floor of this run, when the floors ran (a column × it). */
+export async function benchPostgresScale(floor?: Row): Promise<ScaleRow[]> {
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
   const rows: ScaleRow[] = [];
@@ -58,7 +59,7 @@ export async function benchPostgresScale(): Promise<ScaleRow[]> {
   const find = (replicas: 1 | 2, kind: Corpus) => rows.find((r) => r.replicas === replicas && r.corpus === kind);
   printTable(
     `PostgreSQL scale: one route + dispatch, ${CONNECTIONS} connections in all (split evenly over the replicas), a fresh database per run`,
-    ['corpus', 'replicas', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'stored / 202', 'jobs', 'CPU ms/event (bridge + PG)', 'bridge ms/event', 'PG ms/event', 'PG backends', 'peak RSS MB', '2 / 1 req/s', '2 / 1 CPU/event', 'hot / spread req/s'],
+    ['corpus', 'replicas', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'stored / 202', 'jobs', 'CPU ms/event (bridge + PG)', 'bridge ms/event', 'PG ms/event', 'PG backends', 'peak RSS MB', '2 / 1 req/s', '2 / 1 CPU/event', 'hot / spread req/s', '× durable floor'],
     rows.map((r) => {
       const one = find(1, r.corpus)!;
       const spread = find(r.replicas, 'spread');
@@ -79,6 +80,7 @@ export async function benchPostgresScale(): Promise<ScaleRow[]> {
         r.replicas === 2 ? fmt(ratio(r.rps, one.rps)) : '—',
         r.replicas === 2 ? fmt(ratio(r.cpuMsPerEvent, one.cpuMsPerEvent)) : '—',
         r.corpus === 'hot pair' ? fmt(ratio(r.rps, spread?.rps)) : '—',
+        fmt(ratio(r.rps, floor?.rps)),
       ];
     }),
   );

@@ -68,9 +68,9 @@ if (run('floors') || run('ingest')) {
   }
 }
 
-if (run('routes')) results.routes = await benchRoutes();
+if (run('routes')) results.routes = await benchRoutes(results.floors?.durable);
 if (run('breaker')) results.breaker = await benchBreaker({ postgres });
-if (run('postgres-scale')) results.scale = await benchPostgresScale();
+if (run('postgres-scale')) results.scale = await benchPostgresScale(results.floors?.durable);
 if (run('dispatch')) await benchDispatch();
 if (run('airflow')) await benchEndToEnd();
 if (!(only.length === 1 && (only[0] === 'airflow' || only[0] === 'dispatch'))) printTargets(results);
