@@ -37,6 +37,8 @@ export interface BreakerRow {
   stored: number;
   jobs: number;
   blocked: number;
+  /** Jobs not yet dispatched when the load stopped: a backlog competes with ingest in the last window. */
+  pending: number;
   rssMb: number;
   seconds: number;
 }
@@ -101,6 +103,7 @@ async function breakerRun(store: 'SQLite' | 'PostgreSQL', url: string, count: (t
     stored: await count('events'),
     jobs: await count('jobs'),
     blocked: await count('jobs', "state = 'blocked'"),
+    pending: await count('jobs', "state = 'pending'"),
     rssMb,
     seconds: (Date.now() - t0) / 1000,
   };
@@ -123,7 +126,7 @@ export async function benchBreaker(opts: { postgres: boolean }): Promise<Breaker
   }
   printTable(
     `Breaker flatness: one pair, breaker ${BREAKER}, one route + dispatch; req/s of the first vs the last window of events`,
-    ['store', 'events sent', 'warm-up', 'window', 'first window req/s', 'first p99 ms', 'last window req/s', 'last p99 ms', 'last / first', 'errors', 'stored / 202', 'jobs', 'blocked', 'peak RSS MB', 'wall s'],
+    ['store', 'events sent', 'warm-up', 'window', 'first window req/s', 'first p99 ms', 'last window req/s', 'last p99 ms', 'last / first', 'errors', 'stored / 202', 'jobs', 'blocked', 'not yet dispatched at the end', 'peak RSS MB', 'wall s'],
     rows.map((r) => [
       r.store,
       r.events.toLocaleString('en') + (r.note ? ` (${r.note})` : ''),
@@ -138,6 +141,7 @@ export async function benchBreaker(opts: { postgres: boolean }): Promise<Breaker
       storedCell(r),
       r.jobs,
       r.blocked,
+      r.pending,
       fmt(r.rssMb, 0),
       r.seconds.toFixed(0),
     ]),
