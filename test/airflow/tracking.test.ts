@@ -11,6 +11,12 @@ import { completionEvent } from '../helpers/sign.js';
 import type { Job } from '../../src/store/types.js';
 import { freePort, startAirflow, type StartedAirflow } from './harness.js';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import pg from 'pg';
+import { SECRET, tempDir } from '../helpers/app.js';
+import { serveProcess, stopChild } from '../helpers/process.js';
+import { freshPostgresDatabase } from '../helpers/stores.js';
+import { standardWebhookHeaders } from '../helpers/sign.js';
 
 const PUSH_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const PUSH_BUDGET_MS = 2000;
@@ -130,10 +136,54 @@ routes:
     }, 120_000);
 
     if (major === 3) {
+      it('a replica killed (-9) while tracking: another takes its runs over when the leases end and finishes them, each once', async () => {
+        const db = await freshPostgresDatabase();
+        const temp = tempDir();
+        const file = join(temp.dir, 'bridge.yaml');
+        writeFileSync(
+          file,
+          `server: { host: 127.0.0.1, port: 0 }
+store: { url: "${db.url}" }
+dispatch: { poll_interval: 0.2s }
+sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["\${SECRET}"] } } }
+airflow: { default: { url: "${af.url}", api: v2, auth: { type: password, username: ${af.username}, password: ${af.password} }, track: { interval: 1s } } }
+routes: [ { name: slow, match: { pipeline_id: pl_slow }, trigger: { dag_id: push_sleep } } ]
+`,
+        );
+        const pool = new pg.Pool({ connectionString: db.url });
+        const a = await serveProcess(file, 'replica-a');
+        let b: Awaited<ReturnType<typeof serveProcess>> | undefined;
+        try {
+          for (let i = 0; i < 3; i++) {
+            const body = JSON.stringify(completionEvent({ data: { run_id: `run_kill_${i}_${Date.now()}`, pipeline_id: 'pl_slow', status: 'succeeded' } }));
+            const res = await fetch(`${a.url}/webhooks/planasonix`, { method: 'POST', headers: { 'content-type': 'application/json', ...standardWebhookHeaders(SECRET, `m_kill_${i}_${Date.now()}`, Math.floor(Date.now() / 1000), body) }, body });
+            expect(res.status).toBe(202);
+          }
+          const owners = () => pool.query<{ owner: string | null; state: string | null; open: number }>("SELECT track_owner AS owner, run_state AS state, run_open AS open FROM jobs WHERE state = 'done'").then((r) => r.rows);
+          // A follows all three (one owner), and they are still running when it dies.
+          const held = await until('A tracking', owners, (rows) => rows.length === 3 && rows.every((r) => r.owner !== null && r.open === 1), 60_000);
+          expect(new Set(held.map((r) => r.owner)).size).toBe(1);
+          a.child.kill('SIGKILL');
+          b = await serveProcess(file, 'replica-b');
+          const done = await until('B finishing', owners, (rows) => rows.every((r) => r.state === 'success' && r.open === 0), 90_000);
+          expect(new Set(done.map((r) => r.owner)).size).toBe(1);
+          expect(done[0]!.owner).not.toBe(held[0]!.owner);
+          const metrics = await (await fetch(`${b.url}/metrics`)).text();
+          // B saw all three end; A died before any ended, so each was recorded once.
+          expect(metrics).toMatch(/bridge_dag_runs_finished_total\{route="slow",state="success"\} 3/);
+        } finally {
+          a.child.kill('SIGKILL');
+          if (b) await stopChild(b.child);
+          await pool.end();
+          await db.drop();
+          temp.cleanup();
+        }
+      }, 200_000);
+
       it('1,000 open runs cost one list request per round (counted at a proxy in front of the real Airflow)', async () => {
         const proxy = await countingProxy(af.url);
         const many = await e2eBridge(
-          `airflow: { default: { url: "${proxy.url}", api: v2, auth: { type: password, username: ${af.username}, password: ${af.password} }, max_in_flight: 4, retry: { max_attempts: 30, initial_delay: 0.2s, max_delay: 2s }, track: { interval: 1h } } }
+          `airflow: { default: { url: "${proxy.url}", api: v2, auth: { type: password, username: ${af.username}, password: ${af.password} }, max_in_flight: 1, retry: { max_attempts: 30, initial_delay: 0.2s, max_delay: 2s }, circuit_breaker: { failures: 1000 }, track: { interval: 1h } } }
 routes: [ { name: queued, match: { pipeline_id: pl_queued }, trigger: { dag_id: push_ok } } ]
 loop_guard: { breaker: { max_triggers: 100000, window: 1h } }`,
         );
@@ -142,7 +192,11 @@ loop_guard: { breaker: { max_triggers: 100000, window: 1h } }`,
           expect((await airflowApi(af).send('PATCH', '/dags/push_ok', { is_paused: true })).status).toBe(200);
           const sent = await Promise.all(Array.from({ length: 1000 }, (_, i) => many.send(completionEvent({ data: { run_id: `run_q_${i}`, pipeline_id: 'pl_queued', status: 'succeeded' } }))));
           for (const s of sent) expect(s.status).toBe(202);
-          await until('1,000 triggers', () => many.store.jobCounts(), (c) => c.done === 1000, 240_000);
+          // One trigger at a time: Airflow's SQLite metadata database answers concurrent writes with 500s.
+          await until('1,000 triggers', () => many.store.jobCounts(), (c) => c.done === 1000, 240_000).catch(async (err: Error) => {
+            const errors = (await many.store.listJobs({ state: 'pending', limit: 20 })).items.map((j) => j.lastError);
+            throw new Error(`${err.message}; last errors: ${JSON.stringify(errors)}`);
+          });
           const before = proxy.lists();
           await many.bridge.tracker.round('default');
           expect(proxy.lists() - before).toBe(1);
