@@ -5,11 +5,10 @@
 // share one transaction (flushed by setImmediate), each answered 202 only after that commit.
 // A delivery id seen before is answered 200 (INSERT OR IGNORE), like the bridge's dedupe.
 // Env: SECRET (whsec_…), FLOOR_DB (the database file; the benchmark counts its rows after).
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type ServerResponse } from 'node:http';
 import Database from 'better-sqlite3';
+import { announce, readBody, signedBy } from './floor-common.js';
 
-const key = Buffer.from(process.env.SECRET!.replace(/^whsec_/, ''), 'base64');
 const db = new Database(process.env.FLOOR_DB!);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
@@ -33,14 +32,9 @@ function flush() {
   items.forEach((p, i) => p.res.writeHead(changes[i] ? 202 : 200, { 'content-type': 'application/json' }).end(`{"id":${JSON.stringify(p.eventId)}}`));
 }
 
-const server = createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    const body = Buffer.concat(chunks);
-    const expected = createHmac('sha256', key).update(`${req.headers['webhook-id']}.${req.headers['webhook-timestamp']}.`).update(body).digest();
-    const given = Buffer.from(String(req.headers['webhook-signature'] ?? '').slice(3), 'base64');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return void res.writeHead(401).end();
+const server = createServer((req, res) =>
+  readBody(req, (body) => {
+    if (!signedBy(req.headers, body)) return void res.writeHead(401).end();
     let event: { id?: unknown };
     try {
       event = JSON.parse(body.toString('utf8'));
@@ -50,7 +44,7 @@ const server = createServer((req, res) => {
     if (typeof event?.id !== 'string') return void res.writeHead(400).end();
     if (batch.length === 0) setImmediate(flush);
     batch.push({ res, deliveryId: String(req.headers['webhook-id']), eventId: event.id, body });
-  });
-});
-server.listen(0, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ msg: 'bridge listening', url: `http://127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}` })}\n`));
+  }),
+);
+server.listen(0, '127.0.0.1', () => announce(server));
 process.on('SIGTERM', () => server.close(() => (db.close(), process.exit(0))));
