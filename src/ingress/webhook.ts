@@ -69,10 +69,10 @@ function limiter(deps: WebhookDeps, prefix: string, limits: Config['server']['ra
     legacyHeaders: false,
     ...(options.skip ? { skip: options.skip } : {}),
     ...(options.keyGenerator ? { keyGenerator: options.keyGenerator } : {}),
-    // Behind a proxy without trust_proxy, X-Forwarded-For is simply ignored; the library's
-    // own warning would go to stderr as a stack trace instead of a log line. Chains are built
-    // when a (reloaded) config is first used, which is during a request: on purpose.
-    validate: { xForwardedForHeader: false, creationStack: false },
+    // The library's checks of its own configuration run on every request and print stack
+    // traces to stderr instead of log lines; the config is checked at load instead (e.g.
+    // trust_proxy), and behind a proxy without trust_proxy X-Forwarded-For is simply ignored.
+    validate: false,
     // Shared across replicas through Redis when configured. If Redis fails, requests pass:
     // refusing webhooks (and making Planasonix drop or delay them) is worse than a moment
     // without a limit.
