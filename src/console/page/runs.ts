@@ -75,7 +75,7 @@ export async function showRuns(view: View): Promise<void> {
   view.render(
     'Failed & late runs',
     h('p', { class: 'muted', text: 'DAG runs the bridge triggered and followed to their end: those that failed, those Airflow no longer knows (deleted), and those that missed their route’s expected start or finish time (expect: started_within / finished_within).' }),
-    h('div', { class: 'runs' }, failed, h('h3', { text: 'Deleted from Airflow' }), missing, h('h3', { text: 'Missed their SLA' }), late),
+    h('div', { class: 'runs' }, h('h3', { text: 'Failed in Airflow' }), failed, h('h3', { text: 'Deleted from Airflow' }), missing, h('h3', { text: 'Missed their SLA' }), late),
   );
 }
 
