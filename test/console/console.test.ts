@@ -52,6 +52,46 @@ async function send(running: Running, data: Record<string, unknown>, type = 'run
   return res.body.id;
 }
 
+const RUNS_CONFIG = `
+airflow: { default: { url: "http://127.0.0.1:9", auth: { type: none }, timeout: 0.5s, retry: { max_attempts: 1 } } }
+routes:
+  - { name: load-orders, match: { pipeline_id: pl_orders }, trigger: { dag_id: dbt_orders } }
+  - { name: load-ads, match: { pipeline_id: pl_ads }, trigger: { dag_id: refresh_ads } }
+  - { name: load-stock, match: { pipeline_id: pl_stock }, trigger: { dag_id: stock_report } }
+  - { name: load-odd, match: { pipeline_id: pl_odd }, trigger: { dag_id: odd_dag } }
+`;
+
+type Seeded = { event: string; dagRunId: string; url: string };
+
+/**
+ * Jobs that Airflow took and whose runs ended as `runs` says, written straight into the store
+ * (as the dispatcher and the tracker would): the bridge does not dispatch, Airflow is not asked.
+ */
+async function seedRuns(running: Running, runs: { pipeline: string; state: string; seconds: number; sla?: 'started' | 'finished'; url?: string }[]): Promise<Seeded[]> {
+  const { store } = running;
+  const seeded: Seeded[] = [];
+  const now = Date.now();
+  for (const r of runs) {
+    const event = await send(running, { pipeline_id: r.pipeline });
+    const [job] = await store.claimJobs({ airflow: 'default', now: Date.now() + 1000, limit: 1, leaseMs: 60_000, owner: 'test' });
+    expect(job?.eventId).toBe(event);
+    const dagRunId = `planasonix__${r.pipeline}`;
+    const url = r.url ?? `http://airflow.test:8080/dags/${job!.dagId}/runs/${dagRunId}`;
+    await store.finishAttempt(job!.id, 'test', { startedAt: now, durationMs: 12, httpStatus: 200, outcome: 'triggered', detail: 'queued', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId, run: { url, track: true } });
+    const obs = { dagId: job!.dagId!, dagRunId, state: r.state, startDate: now - r.seconds * 1000, endDate: now };
+    await store.recordRuns('default', [obs], (_run, o) => ({ state: o.state, startDate: o.startDate, endDate: o.endDate, open: false, ...(r.sla ? { sla: r.sla } : {}) }), now);
+    seeded.push({ event, dagRunId, url });
+  }
+  return seeded;
+}
+
+/** Serious and critical axe-core findings (WCAG 2 A/AA) on the page as it is now. */
+async function axeProblems(page: Page, view: string): Promise<string[]> {
+  await page.addScriptTag({ content: axe.source });
+  const found: { id: string; impact: string; nodes: { target: string[] }[] }[] = await page.evaluate("axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa'] }).then((r) => r.violations)");
+  return found.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${view}: ${v.id} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+}
+
 async function newPage(): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1366, height: 860 } });
   cleanups.push(() => context.close());
@@ -279,15 +319,82 @@ describe('console', () => {
     const audit = async (view: string, ready: string) => {
       await page.goto(`${url}/console/#/${view}`);
       await page.locator(ready).first().waitFor();
-      await page.addScriptTag({ content: axe.source });
-      const found: { id: string; impact: string; nodes: { target: string[] }[] }[] = await page.evaluate("axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21aa'] }).then((r) => r.violations)");
-      return found.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${view}: ${v.id} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+      return axeProblems(page, view);
     };
     const problems = [...(await audit('events', 'form.login'))];
     await page.getByLabel('Admin token').fill(TOKEN);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('main table').waitFor();
-    problems.push(...(await audit('events', 'main table')), ...(await audit(`events/${id}`, 'main section.card')), ...(await audit('dead', 'main table')), ...(await audit('graph', '.graph svg')), ...(await audit('health', '.card')));
+    problems.push(...(await audit('events', 'main table')), ...(await audit(`events/${id}`, 'main section.card')), ...(await audit('dead', 'main table')), ...(await audit('runs', 'main .runs')), ...(await audit('graph', '.graph svg')), ...(await audit('health', '.card')));
+    expect(problems).toEqual([]);
+  });
+
+  it('shows each job\'s DAG run on its event page and lists failed and late runs, linking to the event and to Airflow', async () => {
+    const runs = await e2eBridge(RUNS_CONFIG, { adminTokens: [TOKEN], dispatch: false });
+    cleanups.push(() => runs.close());
+    const [failed, late, fine, odd] = await seedRuns(runs, [
+      { pipeline: 'pl_orders', state: 'failed', seconds: 95 },
+      { pipeline: 'pl_ads', state: 'success', seconds: 7265, sla: 'finished' },
+      { pipeline: 'pl_stock', state: 'success', seconds: 42.5 },
+      { pipeline: 'pl_odd', state: 'success', seconds: 1, url: 'javascript:window.__pwned=1' },
+    ]);
+    const api = await request(runs.bridge.app).get('/v1/jobs?run_state=failed').set('authorization', `Bearer ${TOKEN}`);
+    expect(api.body.jobs.map((j: { run: { state: string; duration_s: number } }) => j.run)).toMatchObject([{ state: 'failed', duration_s: 95 }]);
+
+    const page = await newPage();
+    await signIn(page, runs.url, TOKEN);
+    await page.locator('main table').waitFor();
+    await page.goto(`${runs.url}/console/#/events/${failed!.event}`);
+    const job = page.getByRole('region', { name: 'Job for route load-orders' });
+    await expect.poll(() => job.textContent()).toMatch(/Run in Airflow\s*failed/);
+    expect(await job.textContent()).toMatch(/Duration\s*1 min 35 s/);
+    expect(await job.textContent()).toMatch(/SLA\s*no SLA missed/);
+    expect(await job.textContent()).toMatch(/State when triggered\s*queued/);
+    expect(await job.textContent()).not.toContain('Airflow run state when triggered');
+    const link = job.getByRole('link', { name: `Open run ${failed!.dagRunId} in Airflow` });
+    expect(await link.getAttribute('href')).toBe(failed!.url);
+    expect(await link.getAttribute('rel')).toBe('noopener noreferrer');
+    await screenshot(page, 'event-run-failed');
+
+    await page.goto(`${runs.url}/console/#/events/${late!.event}`);
+    const lateJob = page.getByRole('region', { name: 'Job for route load-ads' });
+    await expect.poll(() => lateJob.textContent()).toMatch(/Run in Airflow\s*success/);
+    expect(await lateJob.textContent()).toMatch(/Duration\s*2 h 1 min/);
+    expect(await lateJob.textContent()).toContain('SLA missed: not finished in time');
+
+    // A run URL that is not http(s) is shown, never made a link.
+    await page.goto(`${runs.url}/console/#/events/${odd!.event}`);
+    const oddJob = page.getByRole('region', { name: 'Job for route load-odd' });
+    await expect.poll(() => oddJob.textContent()).toContain('javascript:window.__pwned=1');
+    expect(await oddJob.getByRole('link').count()).toBe(0);
+
+    await page.getByRole('link', { name: 'Failed & late runs' }).click();
+    const failedTable = page.locator('main table', { has: page.getByText('Failed runs (1)') });
+    await expect.poll(() => failedTable.locator('tbody tr').textContent()).toMatch(/load-orders → dbt_orders.*failed.*1 min 35 s.*no SLA missed/s);
+    expect(await failedTable.locator(`a[href="#/events/${failed!.event}"]`).count()).toBe(1);
+    expect(await failedTable.getByRole('link', { name: failed!.dagRunId, exact: true }).getAttribute('href')).toBe(failed!.url);
+    const lateTable = page.locator('main table', { has: page.getByText('Runs that missed their SLA (1)') });
+    expect(await lateTable.locator('tbody tr').textContent()).toMatch(/load-ads → refresh_ads.*success.*2 h 1 min.*SLA missed: not finished in time/s);
+    expect(await lateTable.locator(`a[href="#/events/${late!.event}"]`).count()).toBe(1);
+    expect(await lateTable.getByRole('link', { name: late!.dagRunId, exact: true }).getAttribute('rel')).toBe('noopener noreferrer');
+    expect(await page.locator('main').textContent()).toContain('Runs Airflow no longer knows (0): none.');
+    expect(await page.locator('main').textContent()).not.toContain(fine!.dagRunId);
+    await screenshot(page, 'runs');
+    await page.locator(`main a[href="#/events/${late!.event}"]`).click();
+    await page.getByRole('region', { name: 'Job for route load-ads' }).waitFor();
+
+    // The view with rows in it passes the audit too (CSP bypassed only to inject axe).
+    const context = await browser.newContext({ bypassCSP: true });
+    cleanups.push(() => context.close());
+    const audited = await context.newPage();
+    await signIn(audited, runs.url, TOKEN);
+    await audited.locator('main table').waitFor();
+    await audited.goto(`${runs.url}/console/#/runs`);
+    await audited.locator('main .runs table').first().waitFor();
+    const problems = await axeProblems(audited, 'runs');
+    await audited.goto(`${runs.url}/console/#/events/${late!.event}`);
+    await audited.locator('main dl.run').waitFor();
+    problems.push(...(await axeProblems(audited, 'event with run')));
     expect(problems).toEqual([]);
   });
 

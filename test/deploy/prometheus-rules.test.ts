@@ -54,15 +54,15 @@ describe('deploy/prometheus rules', () => {
     expect(used.length).toBeGreaterThan(alerts.length);
     const unknown = used.filter(([, name]) => !exported.has(name) && !recorded.has(name));
     expect(unknown).toEqual([]);
-    for (const name of ['bridge_airflow_up', 'bridge_ready', 'bridge_oldest_pending_age_seconds', 'bridge_breakers_open', 'bridge_webhook_rejected_total', 'bridge_triggers_total', 'bridge_airflow_circuit_open']) {
+    for (const name of ['bridge_airflow_up', 'bridge_ready', 'bridge_oldest_pending_age_seconds', 'bridge_breakers_open', 'bridge_webhook_rejected_total', 'bridge_triggers_total', 'bridge_airflow_circuit_open', 'bridge_dag_runs_finished_total', 'bridge_sla_missed_total', 'bridge_load_to_run_end_seconds_bucket']) {
       expect(used.some(([, n]) => n === name), name).toBe(true);
     }
   });
 
   it('every alert has a severity and a runbook: summary, description, what to check, what to do', () => {
     expect(alerts.map((a) => a.alert).sort()).toEqual([
-      'PlanasonixBridgeAbsent', 'PlanasonixBridgeAirflowUnreachable', 'PlanasonixBridgeDeadLetters', 'PlanasonixBridgeLoopGuardBreakerOpen',
-      'PlanasonixBridgeOldestPendingTooOld', 'PlanasonixBridgeSignatureInvalidBurst', 'PlanasonixBridgeStoreNotReady',
+      'PlanasonixBridgeAbsent', 'PlanasonixBridgeAirflowUnreachable', 'PlanasonixBridgeDagRunsFailing', 'PlanasonixBridgeDeadLetters', 'PlanasonixBridgeLoopGuardBreakerOpen',
+      'PlanasonixBridgeOldestPendingTooOld', 'PlanasonixBridgeSignatureInvalidBurst', 'PlanasonixBridgeSlaMissed', 'PlanasonixBridgeStoreNotReady',
     ]);
     for (const a of alerts) {
       expect(['warning', 'critical'], a.alert).toContain(a.labels?.severity);

@@ -69,8 +69,28 @@ export interface Job {
   attempts: number;
   next_attempt_at: string | null;
   last_error: string | null;
+  /** Airflow's state of the run in its answer to the trigger (usually queued); see `run` for now. */
   airflow_state: string | null;
   updated_at: string;
+  /** The triggered DAG run as followed since (DESIGN §7); null for asset events and untriggered jobs. */
+  run: JobRun | null;
+}
+
+export type RunState = 'queued' | 'running' | 'success' | 'failed' | 'missing';
+
+export interface JobRun {
+  /** Null until Airflow has been asked about the run; `missing`: Airflow no longer knows it. */
+  state: RunState | (string & {}) | null;
+  start_date: string | null;
+  end_date: string | null;
+  duration_s: number | null;
+  /** The run's page in Airflow's UI (from the instance's configured URL). */
+  url: string | null;
+  checked_at: string | null;
+  /** The route's `expect` missed: not started, or not finished, in time. */
+  sla_missed: 'started' | 'finished' | null;
+  /** Still followed. */
+  tracking: boolean;
 }
 
 export interface EventDetail extends EventSummary {

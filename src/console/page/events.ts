@@ -1,6 +1,7 @@
 // Events, newest first, with filters; one event with its body, jobs, attempts and "why not".
 import { api, type EventDetail, type EventSummary, type Explanation } from './api.js';
 import { badge, h, table, time } from './dom.js';
+import { runDetails } from './runs.js';
 import { announce, failure, type View } from './shell.js';
 
 interface Filters {
@@ -145,7 +146,7 @@ function jobSection(j: EventDetail['jobs'][number]): HTMLElement {
     h('p', {}, h('strong', { text: `${j.route} → ${j.dag_id}` }), ' ', badge(j.state), ' ', h('span', { class: 'muted mono', text: j.dag_run_id ?? '' })),
     j.state === 'pending' && j.next_attempt_at ? h('p', { text: `Next attempt ${time(j.next_attempt_at)}` }) : null,
     j.last_error ? h('p', { class: j.state === 'done' ? 'muted' : 'error', text: `${j.block_reason ? `blocked (${j.block_reason}): ` : ''}${j.last_error}` }) : null,
-    j.airflow_state ? h('p', { text: `Airflow run state when triggered: ${j.airflow_state}` }) : null,
+    runDetails(j),
     table(
       `Attempts (${j.attempts.length})`,
       ['#', 'Started', 'Took', 'HTTP', 'Outcome', 'Airflow’s answer', 'Next retry'],

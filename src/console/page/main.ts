@@ -1,4 +1,4 @@
-// The console: a login, then four views chosen by the URL fragment. Every view reads the
+// The console: a login, then five views chosen by the URL fragment. Every view reads the
 // admin API afresh when shown; nothing is cached across views.
 import { api, token, whenUnauthorized, type Status } from './api.js';
 import { h } from './dom.js';
@@ -6,6 +6,7 @@ import { showDeadLetters } from './dead.js';
 import { showEventDetail, showEvents } from './events.js';
 import { showGraph } from './graph.js';
 import { showHealth } from './health.js';
+import { showRuns } from './runs.js';
 import { announce, openView } from './shell.js';
 
 const nav = document.querySelector('nav')!;
@@ -59,6 +60,7 @@ async function route(): Promise<void> {
   const view = openView();
   if (name === 'events' && id) return showEventDetail(view, id);
   if (name === 'dead') return showDeadLetters(view);
+  if (name === 'runs') return showRuns(view);
   if (name === 'graph') return showGraph(view);
   if (name === 'health') return showHealth(view);
   return showEvents(view);
