@@ -72,7 +72,7 @@ routes:
         major,
         dagsFolder: join(import.meta.dirname, 'plugin-dags'),
         waitForDags: ['push_ok', 'push_fail', 'push_sleep'],
-        plugin: { url: `http://127.0.0.1:${port}/webhooks/airflow/default`, secret: PUSH_SECRET, tries: 2 },
+        plugin: { url: `http://127.0.0.1:${port}/webhooks/airflow/default`, secret: PUSH_SECRET },
       });
       // Polling alone first: no push endpoint, so the plugin's posts meet a 404 and are dropped.
       bridge = await e2eBridge(airflowYaml('{ interval: 1s }'), { port });
@@ -93,7 +93,8 @@ routes:
 
     it('by polling alone: success, failed, and the SLA mark of a run that took too long — each logged and counted once', async () => {
       const [ok, fails, slow] = [await trigger('pl_ok'), await trigger('pl_fail'), await trigger('pl_slow')];
-      expect(await runOf(ok)).toMatchObject({ state: 'queued', open: true, url: expect.stringContaining(`/dags/push_ok/`) });
+      // Queued when triggered; a first poll may already find it running.
+      expect(await runOf(ok)).toMatchObject({ state: expect.stringMatching(/^(queued|running)$/), url: expect.stringContaining(`/dags/push_ok/`) });
       const okRun = await until('ok run', () => runOf(ok), (r) => r.state === 'success');
       const failRun = await until('failing run', () => runOf(fails), (r) => r.state === 'failed');
       const slowRun = await until('slow run', () => runOf(slow), (r) => r.state === 'success', 90_000);
@@ -190,8 +191,11 @@ loop_guard: { breaker: { max_triggers: 100000, window: 1h } }`,
         try {
           // A paused DAG keeps its runs queued: 1,000 runs open at once (left paused; Airflow stops after this).
           expect((await airflowApi(af).send('PATCH', '/dags/push_ok', { is_paused: true })).status).toBe(200);
-          const sent = await Promise.all(Array.from({ length: 1000 }, (_, i) => many.send(completionEvent({ data: { run_id: `run_q_${i}`, pipeline_id: 'pl_queued', status: 'succeeded' } }))));
-          for (const s of sent) expect(s.status).toBe(202);
+          // 50 at a time: a thousand connections at once overflow the listen backlog.
+          for (let i = 0; i < 1000; i += 50) {
+            const sent = await Promise.all(Array.from({ length: 50 }, (_, k) => many.send(completionEvent({ data: { run_id: `run_q_${i + k}`, pipeline_id: 'pl_queued', status: 'succeeded' } }))));
+            for (const s of sent) expect(s.status).toBe(202);
+          }
           // One trigger at a time: Airflow's SQLite metadata database answers concurrent writes with 500s.
           await until('1,000 triggers', () => many.store.jobCounts(), (c) => c.done === 1000, 240_000).catch(async (err: Error) => {
             const errors = (await many.store.listJobs({ state: 'pending', limit: 20 })).items.map((j) => j.lastError);
