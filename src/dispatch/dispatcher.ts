@@ -8,6 +8,7 @@ import { createCircuit, type Circuit } from './circuit.js';
 import { isAssetRequest } from '../route/route.js';
 import { statusClass, type Metrics } from '../metrics/metrics.js';
 import { runUrl } from '../track/run.js';
+import { notifierFor } from '../notify/notifier.js';
 
 export interface DispatcherDeps {
   store: Store;
@@ -145,6 +146,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         nextRetryAt: update.state === 'pending' ? update.nextAttemptAt : null,
       },
       update,
+      // A job turning dead is notified from the transaction that records it (DESIGN §8).
+      notifierFor(deps.config()),
     );
     const line = { ...ctx, attempt: n, status: outcome.status, outcome: outcome.kind, detail: outcome.detail };
     deps.metrics?.attempts.inc({ airflow: client.name, status_class: statusClass(outcome.status) });
