@@ -200,7 +200,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     },
     beforeScrape,
     metricsElsewhere: config.metrics !== undefined,
-    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake },
+    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake, wakeNotify: deliverer.wake },
   });
   const close = async () => {
     await unsubscribe?.();
