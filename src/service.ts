@@ -97,8 +97,8 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   let clients = new Map(Object.entries(config.airflow).map(([name, instance]) => [name, newClient(name, instance)]));
   const retired = new Set<AirflowClient>();
   const metrics = createMetrics();
-  const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics });
   const deliverer = createDeliverer({ store, config: () => live.config, logger, metrics });
+  const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics, onDead: () => deliverer.wake() });
   const tracker = createTracker({ store, config: () => live.config, clients: () => clients, logger, metrics, onChanges: () => deliverer.wake() });
   // Other replicas' new jobs wake this one at once (PostgreSQL LISTEN/NOTIFY).
   const unsubscribe = store.subscribe ? await store.subscribe(dispatcher.wake) : undefined;

@@ -22,6 +22,8 @@ export interface DispatcherDeps {
   random?: () => number;
   /** Lease owner id; one per process. */
   owner?: string;
+  /** Told after a job turned dead was recorded (its notifications are due now). */
+  onDead?: () => void;
 }
 
 export interface Dispatcher {
@@ -157,7 +159,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     else if (update.state === 'done') {
       log.info({ ...line, latency_ms: finishedAt - job.receivedAt, airflow_state: update.airflowState }, outcome.kind === 'exists' ? 'DAG run already existed' : 'DAG run triggered');
     } else if (update.state === 'pending') log.warn({ ...line, next_attempt_at: new Date(update.nextAttemptAt).toISOString() }, 'trigger failed; will retry');
-    else log.error({ ...line, error: update.error }, 'trigger dead-lettered');
+    else {
+      log.error({ ...line, error: update.error }, 'trigger dead-lettered');
+      deps.onDead?.();
+    }
     // After the record, off the attempt's clock: a paused DAG keeps the run queued.
     if (outcome.kind === 'triggered' && job.dagId) {
       void client.pausedOnce(job.dagId).then((paused) => {
