@@ -78,6 +78,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       await c.query('INSERT INTO pair_counts (source_pipeline, target, counted_since, n) VALUES ($1, $2, -1, 0) ON CONFLICT DO NOTHING', [source, target]);
       kept = (await read()).rows[0];
     }
+    if (kept && lock) {
+      // After a wait for the lock, PostgreSQL hands back the pair row as committed but the
+      // joined breaker row as of the statement's start: a breaker another replica opened
+      // meanwhile would look closed (and open again, notified twice). Read it afresh.
+      const b = (await c.query<{ open_until: number | null; reset_at: number | null }>('SELECT open_until, reset_at FROM breakers WHERE source_pipeline = $1 AND target = $2', [source, target])).rows[0];
+      kept = { ...kept, open_until: b?.open_until ?? null, reset_at: b?.reset_at ?? null };
+    }
     const breaker = kept ?? (await c.query<{ open_until: number | null; reset_at: number | null }>('SELECT open_until, reset_at FROM breakers WHERE source_pipeline = $1 AND target = $2', [source, target])).rows[0];
     const since = Math.max(now - windowMs, breaker?.reset_at ?? 0);
     const counted = async (after: number, upTo?: number) =>
