@@ -79,6 +79,31 @@ describe('notifications outbox', () => {
     expect(receiver.received.map((r) => [r.headers['webhook-id'], r.status])).toEqual([[note!.id, 410], [note!.id, 200]]);
   });
 
+  it('a trigger the dispatcher dead-letters (Airflow unreachable, max_attempts 1): one job.dead_lettered, delivered', async () => {
+    const receiver = await startReceiver({ secret: NOTIFY_SECRET });
+    cleanups.push(receiver.close);
+    const bridge = await e2eBridge(`
+airflow:
+  default: { url: "http://127.0.0.1:9", auth: { type: none }, timeout: 0.5s, retry: { max_attempts: 1 } }
+routes:
+  - { name: sales, match: { pipeline_id: pl_sales }, trigger: { dag_id: dbt_sales } }
+notify:
+  - { name: oncall, url: "${receiver.url}", secret: "${NOTIFY_SECRET}", on: [job.dead_lettered], routes: [sales] }
+`);
+    cleanups.push(bridge.close);
+    bridge.bridge.deliverer.start();
+    const sent = await bridge.send(completionEvent({ data: { run_id: 'run_dead', pipeline_id: 'pl_sales', status: 'succeeded' } }));
+    const [job] = await bridge.settled(sent.body.id);
+    expect(job!.state).toBe('dead');
+    await until('delivered', () => receiver.received.length, (n) => n === 1);
+    expect(receiver.received[0]).toMatchObject({
+      verified: true,
+      json: { type: 'job.dead_lettered', data: { route: 'sales', dag_id: 'dbt_sales', dag_run_id: job!.dagRunId, state: 'dead', detail: job!.lastError, planasonix: { run_id: 'run_dead', pipeline_id: 'pl_sales' } } },
+    });
+    const [note] = await bridge.store.notificationsOfEvent(sent.body.id);
+    console.log(`[measured] job.dead_lettered received ${receiver.received[0]!.at - note!.createdAt} ms after the dead letter's commit`);
+  });
+
   it('slack: an incoming-webhook {text, blocks} body, unsigned, readable', async () => {
     const { receiver, bridge, openBreaker } = await setup((url) => `  - { name: chat, url: "${url}", format: slack }`, {});
     const eventId = await openBreaker();
