@@ -11,6 +11,7 @@ import type { ConfigProblem } from './config/load.js';
 import { createAirflowClient, type AirflowClient } from './dispatch/airflow.js';
 import { createDispatcher, type Dispatcher } from './dispatch/dispatcher.js';
 import { createTracker, type Tracker } from './track/tracker.js';
+import { createDeliverer, type Deliverer } from './notify/deliver.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { clearTextWarnings, loadConfig } from './config/load.js';
 import { redactUrls } from './log/redact.js';
@@ -38,6 +39,8 @@ export interface Bridge {
   store: Store;
   dispatcher: Dispatcher;
   tracker: Tracker;
+  /** The notifications outbox (DESIGN §8). */
+  deliverer: Deliverer;
   metrics: Metrics;
   live(): Live;
   clients(): ReadonlyMap<string, AirflowClient>;
@@ -94,8 +97,9 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   let clients = new Map(Object.entries(config.airflow).map(([name, instance]) => [name, newClient(name, instance)]));
   const retired = new Set<AirflowClient>();
   const metrics = createMetrics();
-  const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics });
-  const tracker = createTracker({ store, config: () => live.config, clients: () => clients, logger, metrics });
+  const deliverer = createDeliverer({ store, config: () => live.config, logger, metrics });
+  const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics, onDead: () => deliverer.wake() });
+  const tracker = createTracker({ store, config: () => live.config, clients: () => clients, logger, metrics, onChanges: () => deliverer.wake() });
   // Other replicas' new jobs wake this one at once (PostgreSQL LISTEN/NOTIFY).
   const unsubscribe = store.subscribe ? await store.subscribe(dispatcher.wake) : undefined;
   let reloadFromFile: (() => Promise<ReloadResult>) | undefined;
@@ -126,6 +130,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     metrics.reloads.inc({ outcome: 'applied' });
     logger.info({ changed }, 'config reloaded');
     dispatcher.wake();
+    deliverer.wake();
     return { ok: true, changed };
   };
 
@@ -195,19 +200,20 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     },
     beforeScrape,
     metricsElsewhere: config.metrics !== undefined,
-    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake },
+    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake, wakeNotify: deliverer.wake },
   });
   const close = async () => {
     await unsubscribe?.();
     await redis?.close().catch(() => {});
     await dispatcher.stop();
     await tracker.stop();
+    await deliverer.stop();
     await Promise.all([...clients.values(), ...retired].map((c) => c.close()));
     await store.close();
   };
   return {
     ok: true,
-    bridge: { app, store, dispatcher, tracker, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
+    bridge: { app, store, dispatcher, tracker, deliverer, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
   };
 }
 
@@ -282,6 +288,7 @@ export async function startService(config: Config, logger: Logger, configFile?: 
   }
   dispatcher.start();
   bridge.tracker.start();
+  bridge.deliverer.start();
   logger.info(
     {
       url,

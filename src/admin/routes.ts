@@ -13,6 +13,7 @@ import type { ConfigProblem } from '../config/load.js';
 import type { Attempt, Job, Store, StoredEvent } from '../store/types.js';
 import type { AdminAuth } from './auth.js';
 import { redactDeep } from '../log/redact.js';
+import type { Notification, NotificationAttempt } from '../notify/types.js';
 
 export interface AdminDeps {
   auth: AdminAuth;
@@ -23,6 +24,8 @@ export interface AdminDeps {
   reload?: () => Promise<{ ok: true; changed: string[] } | { ok: false; problems: ConfigProblem[] }>;
   /** Tells the dispatcher that jobs became due (replay, redrive). */
   wake?: () => void;
+  /** Tells the notifications outbox that a notification became due (replay). */
+  wakeNotify?: () => void;
   /** Per Airflow instance: reachable, and the circuit's state. */
   airflowHealth?: () => Promise<Record<string, unknown>>;
 }
@@ -40,6 +43,7 @@ const eventQuery = z.strictObject({
   limit,
   cursor,
 });
+const notificationQuery = z.strictObject({ target: z.string().min(1).optional(), state: z.enum(['pending', 'done', 'dead']).optional(), limit, cursor });
 const jobQuery = z.strictObject({ state: z.enum(['pending', 'done', 'dead', 'blocked']).optional(), run_state: z.enum(['queued', 'running', 'success', 'failed', 'missing']).optional(), limit, cursor });
 
 /** `/v1`: the operator's API. Authenticated, and rate limited apart from the webhooks. */
@@ -82,7 +86,8 @@ export function adminRouter(deps: AdminDeps): Router {
     if (!event) return sendProblem(res, 'not_found', `no event ${req.params.id}`);
     const jobs = await deps.store.jobsOfEvent(event.id);
     const withAttempts = await Promise.all(jobs.map(async (j) => ({ ...jobView(j), attempts: (await deps.store.attemptsOfJob(j.id)).map(attemptView) })));
-    res.json({ ...eventSummary(event), headers: event.headers, body: bodyOf(event), routing: event.routing, jobs: withAttempts });
+    const notifications = await Promise.all((await deps.store.notificationsOfEvent(event.id)).map(async (n) => ({ ...notificationView(n), attempts: (await deps.store.attemptsOfNotification(n.id)).map(notificationAttemptView) })));
+    res.json({ ...eventSummary(event), headers: event.headers, body: bodyOf(event), routing: event.routing, jobs: withAttempts, notifications });
   });
 
   // "Why not", with the config running now (the stored routing is the decision at receipt).
@@ -121,6 +126,29 @@ export function adminRouter(deps: AdminDeps): Router {
     }
     deps.wake?.();
     res.json({ job: jobView((await deps.store.getJob(job.id))!), replayed: true });
+  });
+
+  router.get('/notifications', async (req, res) => {
+    const q = query(notificationQuery, req, res);
+    if (!q) return;
+    const page = await deps.store.listNotifications({ limit: q.limit, ...(q.target ? { target: q.target } : {}), ...(q.state ? { state: q.state } : {}), ...(q.cursor ? { cursor: q.cursor } : {}) });
+    res.json({ notifications: page.items.map(notificationView), next_cursor: page.nextCursor ?? null });
+  });
+
+  router.get('/notifications/:id', async (req, res) => {
+    const n = await deps.store.getNotification(req.params.id!);
+    if (!n) return sendProblem(res, 'not_found', `no notification ${req.params.id}`);
+    res.json({ ...notificationView(n), attempts: (await deps.store.attemptsOfNotification(n.id)).map(notificationAttemptView) });
+  });
+
+  router.post('/notifications/:id/replay', async (req, res) => {
+    const n = await deps.store.getNotification(req.params.id!);
+    if (!n) return sendProblem(res, 'not_found', `no notification ${req.params.id}`);
+    if (!(await deps.store.replayNotification(n.id, deps.clock()))) {
+      return sendProblem(res, 'conflict', `notification ${n.id} is ${n.state}: only a dead one is replayed`);
+    }
+    deps.wakeNotify?.();
+    res.json({ notification: notificationView((await deps.store.getNotification(n.id))!), replayed: true });
   });
 
   router.get('/loop-guard', async (_req, res) => {
@@ -243,5 +271,27 @@ function jobView(j: Job) {
 }
 
 function attemptView(a: Attempt) {
+  return { n: a.n, started_at: iso(a.startedAt), duration_ms: a.durationMs, http_status: a.httpStatus, outcome: a.outcome, detail: a.detail, next_retry_at: iso(a.nextRetryAt) };
+}
+
+function notificationView(n: Notification) {
+  return {
+    id: n.id,
+    target: n.target,
+    type: n.type,
+    state: n.state,
+    event_id: n.eventId,
+    job_id: n.jobId,
+    attempts: n.attempts,
+    next_attempt_at: n.state === 'pending' ? iso(n.nextAttemptAt) : null,
+    last_error: n.lastError,
+    created_at: iso(n.createdAt),
+    updated_at: iso(n.updatedAt),
+    done_at: iso(n.doneAt),
+    body: n.body,
+  };
+}
+
+function notificationAttemptView(a: NotificationAttempt) {
   return { n: a.n, started_at: iso(a.startedAt), duration_ms: a.durationMs, http_status: a.httpStatus, outcome: a.outcome, detail: a.detail, next_retry_at: iso(a.nextRetryAt) };
 }

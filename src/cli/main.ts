@@ -10,6 +10,8 @@ import { openStoreIfPresent } from '../store/open.js';
 import type { Store } from '../store/types.js';
 import { startService } from '../service.js';
 import { send } from './send.js';
+import { sendNotification } from '../notify/deliver.js';
+import { newNotificationId } from '../notify/types.js';
 
 const USAGE = `usage: planasonix-bridge <command> [options]
 
@@ -29,15 +31,18 @@ commands:
                              default 1), --header NAME,
                              --repeat N (new ids each), --duplicate (each delivery twice).
                              Exit 0 when every answer was 2xx, 6 otherwise.
+  notify-test NAME --config FILE
+                             send one signed test notification (type notify.test) to the
+                             notify: target NAME, print the answer's status and body.
+                             Exit 0 on a 2xx answer, 6 otherwise (2: no such target).
 
 options:
   -c, --config FILE          config file
   -h, --help                 this text`;
 
 // Exit codes, one table: 0 ok, 1 invalid config, 2 usage error, 3 explain: nothing would
-// trigger, 4 failed to start, 5 explain: the event is not a valid completion event.
-// trigger, 4 failed to start, 5 explain: the event is not a valid completion event, 6 send:
-// an answer was not 2xx.
+// trigger, 4 failed to start, 5 explain: the event is not a valid completion event, 6 send
+// or notify-test: an answer was not 2xx.
 const EXIT = { ok: 0, invalidConfig: 1, usage: 2, nothingTriggers: 3, startFailed: 4, invalidEvent: 5, sendFailed: 6 } as const;
 
 async function main(argv: string[]): Promise<number> {
@@ -91,6 +96,12 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(file);
     case 'serve':
       return serve(file);
+    case 'notify-test':
+      if (!rest[0]) {
+        process.stderr.write(`notify-test: give the target's name (notify-test NAME --config FILE)\n`);
+        return EXIT.usage;
+      }
+      return notifyTest(file, rest[0]);
     case 'explain':
       if (!rest[0]) {
         process.stderr.write(`explain: give the event file (explain EVENT.json --config FILE)\n`);
@@ -101,6 +112,32 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
       return EXIT.usage;
   }
+}
+
+/** One signed test notification to a configured target, as the outbox would send it. */
+async function notifyTest(file: string, name: string): Promise<number> {
+  const loaded = await loadConfig(file);
+  if (!loaded.ok) {
+    process.stderr.write(`${file}: invalid config\n${formatProblems(loaded.problems)}\n`);
+    return EXIT.invalidConfig;
+  }
+  const target = loaded.config.notify.find((t) => t.name === name);
+  if (!target) {
+    const known = loaded.config.notify.map((t) => t.name);
+    process.stderr.write(`notify-test: no notify: target "${name}" in ${file} (${known.length ? `configured: ${known.join(', ')}` : 'none configured'})\n`);
+    return EXIT.usage;
+  }
+  const id = newNotificationId();
+  const now = Date.now();
+  const body = {
+    id,
+    type: 'notify.test',
+    created_at: new Date(now).toISOString(),
+    data: { route: null, airflow: null, dag_id: null, dag_run_id: null, state: null, url: null, detail: `a test notification from planasonix-bridge notify-test to "${name}"`, planasonix: { event_id: null, run_id: null, pipeline_id: null } },
+  };
+  const sent = await sendNotification(target, body, now);
+  process.stdout.write(`${target.format} ${id} → ${sent.status ?? 'no answer'}${sent.status === null ? ` (${sent.detail})` : ''}\n${sent.body}${sent.body.endsWith('\n') || sent.body === '' ? '' : '\n'}`);
+  return sent.kind === 'delivered' ? EXIT.ok : EXIT.sendFailed;
 }
 
 async function checkConfig(file: string): Promise<number> {

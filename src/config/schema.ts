@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { compilePattern, compileWhere, MATCH_FIELDS, own, type FieldTest, type MatchField } from '../route/match.js';
 import { compile, type Template } from '../route/template.js';
 import { HTTPS_OR_LOOPBACK, httpsOrLoopback } from './urls.js';
+import { NOTIFY_TYPES } from '../notify/types.js';
+import { decodeBase64 } from '../verify/crypto.js';
 
 // Values that may come from `${VAR}` arrive as strings, so numbers accept digit strings too.
 const integer = (min: number) =>
@@ -283,6 +285,39 @@ const dispatch = z.strictObject({
   poll_interval: duration.pipe(z.number().min(10, 'at least 10ms')).default(1_000),
 });
 
+// --- Outbound notifications (DESIGN §8) -------------------------------------------
+
+const notifyTarget = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, 'notification target names use letters, digits, _, . and -'),
+  url: z
+    .url({ protocol: /^https?$/ })
+    .refine(httpsOrLoopback, `${HTTPS_OR_LOOPBACK}: notifications carry run details and a signature`),
+  format: z.enum(['standard-webhooks', 'slack']).default('standard-webhooks'),
+  /** standard-webhooks: the v1 HMAC secret, `whsec_` prefix optional. */
+  secret: nonEmpty.optional(),
+  on: z
+    .array(
+      z.string().superRefine((t, ctx) => {
+        if (!(NOTIFY_TYPES as readonly string[]).includes(t)) ctx.addIssue({ code: 'custom', message: `unknown type "${t}" (one of: ${NOTIFY_TYPES.join(', ')})` });
+      }),
+    )
+    .min(1, 'give at least one type')
+    .default([...NOTIFY_TYPES])
+    .transform((types) => types as (typeof NOTIFY_TYPES)[number][]),
+  /** Only notifications about these routes' jobs (breaker openings included); all when absent. */
+  routes: z.array(nonEmpty).optional(),
+  retry: z
+    .strictObject({
+      max_attempts: integer(1).default(10),
+      initial_delay: duration.pipe(z.number().min(10, 'at least 10ms')).default(1_000),
+      max_delay: duration.default(300_000),
+    })
+    .refine((r) => r.max_delay >= r.initial_delay, { message: 'max_delay must not be below initial_delay', path: ['max_delay'] })
+    .prefault({}),
+  timeout: duration.pipe(z.number().min(100, 'at least 100ms')).default(10_000),
+  circuit_breaker: z.strictObject({ failures: integer(1).default(5), cooldown: duration.default(30_000) }).prefault({}),
+});
+
 export const configSchema = z
   .strictObject({
     server: z
@@ -342,6 +377,8 @@ export const configSchema = z
         }
       })
       .optional(),
+    /** Where the bridge tells what happened (DESIGN §8). Reloadable. */
+    notify: z.array(notifyTarget).default([]),
     /** A separate listener for /metrics, so the webhook port can stay public-only. */
     metrics: z
       .strictObject({
@@ -373,6 +410,23 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['dispatch', 'lease'], message: `must be at least 3 × airflow.${name}.timeout (${(3 * instance.timeout) / 1000}s), or a slow attempt could be claimed twice` });
       }
     }
+    const routeNames = new Set(config.routes.map((r) => r.name));
+    const targets = new Set<string>();
+    config.notify.forEach((t, i) => {
+      if (targets.has(t.name)) ctx.addIssue({ code: 'custom', path: ['notify', i, 'name'], message: `another notification target is already named "${t.name}"` });
+      targets.add(t.name);
+      if (t.format === 'standard-webhooks') {
+        if (t.secret === undefined) ctx.addIssue({ code: 'custom', path: ['notify', i, 'secret'], message: 'required for format standard-webhooks (whsec_<base64>)' });
+        else {
+          const key = decodeBase64(t.secret.replace(/^whsec_/, ''));
+          if (!key) ctx.addIssue({ code: 'custom', path: ['notify', i, 'secret'], message: 'not base64 (expected whsec_<base64>)' });
+          else if (key.length < 16) ctx.addIssue({ code: 'custom', path: ['notify', i, 'secret'], message: `only ${key.length} bytes: use at least 16 (openssl rand -base64 32)` });
+        }
+      }
+      t.routes?.forEach((r, k) => {
+        if (!routeNames.has(r)) ctx.addIssue({ code: 'custom', path: ['notify', i, 'routes', k], message: `no route "${r}"` });
+      });
+    });
     const names = new Set<string>();
     config.routes.forEach((r, i) => {
       if (names.has(r.name)) ctx.addIssue({ code: 'custom', path: ['routes', i, 'name'], message: `another route is already named "${r.name}"` });
@@ -394,6 +448,7 @@ export type RateLimitConfig = z.output<typeof rateLimit>;
 export type AirflowConfig = z.output<typeof airflowInstance>;
 export type RouteConfig = z.output<typeof route>;
 export type LoopGuardConfig = z.output<typeof loopGuard>;
+export type NotifyTargetConfig = z.output<typeof notifyTarget>;
 
 export function sqlitePath(url: string): string {
   return (sqliteUrl.exec(url)?.[1] ?? '').replace(/^\/\/(?=\/)/, '');

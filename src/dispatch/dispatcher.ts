@@ -8,6 +8,7 @@ import { createCircuit, type Circuit } from './circuit.js';
 import { isAssetRequest } from '../route/route.js';
 import { statusClass, type Metrics } from '../metrics/metrics.js';
 import { runUrl } from '../track/run.js';
+import { notifierFor } from '../notify/notifier.js';
 
 export interface DispatcherDeps {
   store: Store;
@@ -21,6 +22,8 @@ export interface DispatcherDeps {
   random?: () => number;
   /** Lease owner id; one per process. */
   owner?: string;
+  /** Told after a job turned dead was recorded (its notifications are due now). */
+  onDead?: () => void;
 }
 
 export interface Dispatcher {
@@ -145,6 +148,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         nextRetryAt: update.state === 'pending' ? update.nextAttemptAt : null,
       },
       update,
+      // A job turning dead is notified from the transaction that records it (DESIGN §8).
+      notifierFor(deps.config()),
     );
     const line = { ...ctx, attempt: n, status: outcome.status, outcome: outcome.kind, detail: outcome.detail };
     deps.metrics?.attempts.inc({ airflow: client.name, status_class: statusClass(outcome.status) });
@@ -154,7 +159,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     else if (update.state === 'done') {
       log.info({ ...line, latency_ms: finishedAt - job.receivedAt, airflow_state: update.airflowState }, outcome.kind === 'exists' ? 'DAG run already existed' : 'DAG run triggered');
     } else if (update.state === 'pending') log.warn({ ...line, next_attempt_at: new Date(update.nextAttemptAt).toISOString() }, 'trigger failed; will retry');
-    else log.error({ ...line, error: update.error }, 'trigger dead-lettered');
+    else {
+      log.error({ ...line, error: update.error }, 'trigger dead-lettered');
+      deps.onDead?.();
+    }
     // After the record, off the attempt's clock: a paused DAG keeps the run queued.
     if (outcome.kind === 'triggered' && job.dagId) {
       void client.pausedOnce(job.dagId).then((paused) => {

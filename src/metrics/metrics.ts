@@ -29,6 +29,7 @@ export function createMetrics() {
       registers,
     }),
     slaMissed: new Counter({ name: 'bridge_sla_missed_total', help: "Triggered DAG runs that missed their route's expect (kind: started, finished)", labelNames: ['route', 'kind'] as const, registers }),
+    notifications: new Counter({ name: 'bridge_notifications_total', help: 'Outbound notification attempts settled, by target, type and outcome (delivered, retried, dead)', labelNames: ['target', 'type', 'outcome'] as const, registers }),
     reloads: new Counter({ name: 'bridge_config_reloads_total', help: 'Config reloads by outcome (applied, refused)', labelNames: ['outcome'] as const, registers }),
     // Set at each scrape (beforeScrape), for alerting: see deploy/prometheus/alerts.yaml.
     airflowUp: new Gauge({ name: 'bridge_airflow_up', help: '1 when the last health probe (shared, cached 3 s) reached the Airflow instance', labelNames: ['airflow'] as const, registers }),

@@ -101,4 +101,40 @@ export const postgresMigrations: readonly string[] = [
    CREATE INDEX jobs_tracked ON jobs (airflow, done_at) WHERE run_open = 1;
    CREATE INDEX jobs_run ON jobs (airflow, dag_id, dag_run_id);
    CREATE INDEX jobs_run_state ON jobs (run_state);`,
+  // Outbound notifications (DESIGN §8): one row per (target, cause), written with its cause.
+  `CREATE TABLE notifications (
+     seq             BIGSERIAL PRIMARY KEY,
+     id              TEXT    NOT NULL UNIQUE,
+     target          TEXT    NOT NULL,
+     type            TEXT    NOT NULL,
+     cause           TEXT    NOT NULL,
+     event_id        TEXT,
+     job_id          TEXT,
+     body            JSONB   NOT NULL,
+     state           TEXT    NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'dead')),
+     attempts        INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at BIGINT  NOT NULL,
+     lease_owner     TEXT,
+     lease_until     BIGINT,
+     last_error      TEXT,
+     created_at      BIGINT  NOT NULL,
+     updated_at      BIGINT  NOT NULL,
+     done_at         BIGINT,
+     UNIQUE (target, cause)
+   );
+   CREATE INDEX notifications_due ON notifications (target, next_attempt_at) WHERE state = 'pending';
+   CREATE INDEX notifications_event ON notifications (event_id);
+   CREATE INDEX notifications_state ON notifications (state, seq);
+   CREATE TABLE notification_attempts (
+     seq             BIGSERIAL PRIMARY KEY,
+     notification_id TEXT    NOT NULL REFERENCES notifications (id),
+     n               INTEGER NOT NULL,
+     started_at      BIGINT  NOT NULL,
+     duration_ms     INTEGER NOT NULL,
+     http_status     INTEGER,
+     outcome         TEXT    NOT NULL,
+     detail          TEXT    NOT NULL,
+     next_retry_at   BIGINT,
+     UNIQUE (notification_id, n)
+   );`,
 ];

@@ -6,6 +6,8 @@ import { groupCommit } from './group-commit.js';
 import { postgresMigrations } from './postgres-migrations.js';
 import { activityOf, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import { isFinal, type RunChange } from '../track/run.js';
+import { breakerCause, deadJobCause, runCauses, type EventIds, type NewNotification, type Notifier, type NotifyCause } from '../notify/types.js';
+import { newNotificationValues, notificationUpdateValues, toNotification, toNotificationAttempt, type NotificationAttemptRow, type NotificationRow } from './notify-rows.js';
 import type { Result } from '../errors/result.js';
 import type { Attempt, Inserted, IngestPolicy, JobState, JobUpdate, NewEvent, NewJob, Store, StoreReason } from './types.js';
 
@@ -76,6 +78,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       await c.query('INSERT INTO pair_counts (source_pipeline, target, counted_since, n) VALUES ($1, $2, -1, 0) ON CONFLICT DO NOTHING', [source, target]);
       kept = (await read()).rows[0];
     }
+    if (kept && lock) {
+      // After a wait for the lock, PostgreSQL hands back the pair row as committed but the
+      // joined breaker row as of the statement's start: a breaker another replica opened
+      // meanwhile would look closed (and open again, notified twice). Read it afresh.
+      const b = (await c.query<{ open_until: number | null; reset_at: number | null }>('SELECT open_until, reset_at FROM breakers WHERE source_pipeline = $1 AND target = $2', [source, target])).rows[0];
+      kept = { ...kept, open_until: b?.open_until ?? null, reset_at: b?.reset_at ?? null };
+    }
     const breaker = kept ?? (await c.query<{ open_until: number | null; reset_at: number | null }>('SELECT open_until, reset_at FROM breakers WHERE source_pipeline = $1 AND target = $2', [source, target])).rows[0];
     const since = Math.max(now - windowMs, breaker?.reset_at ?? 0);
     const counted = async (after: number, upTo?: number) =>
@@ -88,6 +97,25 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     const fresh = !kept || kept.counted_since < 0 || since < kept.counted_since;
     const count = fresh ? await counted(since) : kept!.n - (since > kept!.counted_since ? await counted(kept!.counted_since, since) : 0);
     return { count, openUntil: breaker?.open_until ?? null, since };
+  }
+
+  /** Notifications of causes recorded in this transaction; (target, cause) unique, so a cause seen twice (replicas, restarts) writes once. */
+  async function insertNotifications(c: pg.ClientBase, notify: Notifier | undefined, causes: NotifyCause[]): Promise<void> {
+    if (!notify || causes.length === 0) return;
+    const now = clock();
+    const rows: NewNotification[] = causes.flatMap((cause) => notify(cause, now));
+    if (rows.length === 0) return;
+    await c.query(
+      `INSERT INTO notifications (id, target, type, cause, event_id, job_id, body, next_attempt_at, created_at, updated_at)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[], $10::bigint[])
+       ON CONFLICT (target, cause) DO NOTHING`,
+      columns(rows.map(newNotificationValues), 10),
+    );
+  }
+
+  async function eventIdsOf(c: pg.ClientBase, ids: string[]): Promise<Map<string, EventIds>> {
+    const { rows } = await c.query<EventIds & { id: string }>('SELECT id, event_id, run_id, pipeline_id FROM events WHERE id = ANY($1)', [ids]);
+    return new Map(rows.map((r) => [r.id, r]));
   }
 
   type Batch = { eventId: string; received: number; jobs: readonly NewJob[]; policy: IngestPolicy }[];
@@ -109,6 +137,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     }
     const rows: unknown[][] = [];
     const opened = new Map<string, { source: string; target: string; until: number }>();
+    const breakerNews: { job: NewJob; eventId: string; notify: Notifier; detail: string }[] = [];
     const outcomes = batch.map((item) =>
       item.jobs.map((job) => {
         const key = JSON.stringify([job.sourcePipeline, job.target]);
@@ -117,6 +146,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         if (openedUntil !== undefined) {
           state!.openUntil = openedUntil;
           opened.set(key, { source: job.sourcePipeline, target: job.target, until: openedUntil });
+          if (item.policy.notify) breakerNews.push({ job, eventId: item.eventId, notify: item.policy.notify, detail: block?.detail ?? 'breaker opened' });
         }
         const { state: jobState, dagRunId, request } = newJobRow(job, block);
         const counted = jobState === 'pending';
@@ -151,6 +181,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
                 next_attempt_at, last_error, received_at, created_at, counted)`,
         columns(rows, 17),
       );
+    }
+    if (breakerNews.length > 0) {
+      const ids = await eventIdsOf(c, breakerNews.map((b) => b.eventId));
+      for (const b of breakerNews) await insertNotifications(c, b.notify, [breakerCause(b.job, b.eventId, ids.get(b.eventId), now, b.detail)]);
     }
     if (outcomes.some((o) => o.some((j) => j.state === 'pending'))) await c.query(`NOTIFY ${CHANNEL}`);
     return outcomes;
@@ -214,7 +248,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     });
   }
 
-  type Finish = { jobId: string; lease: string; attempt: Omit<Attempt, 'jobId' | 'n'>; update: JobUpdate };
+  type Finish = { jobId: string; lease: string; attempt: Omit<Attempt, 'jobId' | 'n'>; update: JobUpdate; notify?: Notifier | undefined };
 
   /** Attempt records of a batch in one transaction: leases checked under row locks, one insert, one update. */
   async function finishBatch(batch: Finish[]): Promise<(number | undefined)[]> {
@@ -246,6 +280,18 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
          WHERE jobs.id = u.id`,
         columns(valid.map((f) => [f.jobId, ...jobUpdateValues(f.update, now)]), 11),
       );
+      const dead = valid.filter((f) => f.update.state === 'dead' && f.notify);
+      if (dead.length > 0) {
+        const { rows } = await c.query<JobRow & { p_event_id: string; p_run_id: string; p_pipeline_id: string }>(
+          'SELECT j.*, e.event_id AS p_event_id, e.run_id AS p_run_id, e.pipeline_id AS p_pipeline_id FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.id = ANY($1)',
+          [dead.map((f) => f.jobId)],
+        );
+        const byId = new Map(rows.map((r) => [r.id, r]));
+        for (const f of dead) {
+          const row = byId.get(f.jobId)!;
+          await insertNotifications(c, f.notify, [deadJobCause(row, { event_id: row.p_event_id, run_id: row.p_run_id, pipeline_id: row.p_pipeline_id }, numbers.get(f.jobId)!, (f.update as { error: string }).error)]);
+        }
+      }
       return batch.map((f) => (held.get(f.jobId) === f.lease ? numbers.get(f.jobId) : undefined));
     });
   }
@@ -280,8 +326,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       return rows.map(toJob);
     },
 
-    finishAttempt(jobId, lease, attempt, update) {
-      return finish({ jobId, lease, attempt, update });
+    finishAttempt(jobId, lease, attempt, update, notify) {
+      return finish({ jobId, lease, attempt, update, notify });
     },
 
     async releaseJob(jobId, owner, nextAttemptAt) {
@@ -341,7 +387,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       return rows.map(toTrackedRun);
     },
 
-    async recordRuns(airflow, observations, judge, now) {
+    async recordRuns(airflow, observations, judge, now, notify) {
       if (observations.length === 0) return [];
       return tx(async (c) => {
         // Locked, so a push and a poll of the same run on two replicas record it one after the other.
@@ -368,6 +414,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
            WHERE jobs.id = u.id`,
           columns(updates, 7),
         );
+        if (notify && changes.length > 0) {
+          const urls = new Map(rows.map((r) => [r.id, r.run_url]));
+          const ids = await eventIdsOf(c, changes.map((ch) => ch.run.eventId));
+          await insertNotifications(c, notify, changes.flatMap((ch) => runCauses(ch, urls.get(ch.run.jobId) ?? null, ids.get(ch.run.eventId))));
+        }
         return changes;
       });
     },
@@ -443,6 +494,74 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     async pairState(source, target, now, windowMs) {
       const { count, openUntil } = await pair(pool as unknown as pg.ClientBase, source, target, now, windowMs, false);
       return { count, openUntil };
+    },
+
+    async claimNotifications({ target, now, limit, leaseMs, owner }) {
+      const { rows } = await pool.query<NotificationRow>(
+        `UPDATE notifications SET lease_owner = $1, lease_until = $2
+         WHERE id IN (
+           SELECT id FROM notifications
+           WHERE target = $3 AND state = 'pending' AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)
+           ORDER BY next_attempt_at LIMIT $5
+           FOR UPDATE SKIP LOCKED)
+         RETURNING *`,
+        [owner, now + leaseMs, target, now, limit],
+      );
+      return rows.map(toNotification);
+    },
+
+    async finishNotification(id, lease, attempt, update) {
+      return tx(async (c) => {
+        const held = (await c.query<{ lease_owner: string | null }>('SELECT lease_owner FROM notifications WHERE id = $1 FOR UPDATE', [id])).rows[0];
+        if (held?.lease_owner !== lease) return undefined;
+        const { n } = (
+          await c.query<{ n: number }>(
+            `INSERT INTO notification_attempts (notification_id, n, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
+             VALUES ($1, (SELECT count(*) + 1 FROM notification_attempts WHERE notification_id = $1), $2, $3, $4, $5, $6, $7) RETURNING n`,
+            [id, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt],
+          )
+        ).rows[0]!;
+        await c.query(
+          'UPDATE notifications SET state = $1, attempts = attempts + 1, next_attempt_at = $2, last_error = $3, done_at = $4, updated_at = $5, lease_owner = NULL, lease_until = NULL WHERE id = $6',
+          [...notificationUpdateValues(update, clock()), id],
+        );
+        return n;
+      });
+    },
+
+    async releaseNotification(id, owner, nextAttemptAt) {
+      await pool.query('UPDATE notifications SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1 WHERE id = $2 AND lease_owner = $3', [nextAttemptAt, id, owner]);
+    },
+
+    async getNotification(id) {
+      const row = (await pool.query<NotificationRow>('SELECT * FROM notifications WHERE id = $1', [id])).rows[0];
+      return row ? toNotification(row) : undefined;
+    },
+
+    async listNotifications(filter) {
+      const { rows } = await pool.query<NotificationRow & { seq: number }>(
+        'SELECT * FROM notifications WHERE ($1::text IS NULL OR target = $1) AND ($2::text IS NULL OR state = $2) AND ($3::bigint IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4',
+        [filter.target ?? null, filter.state ?? null, filter.cursor ? Number(filter.cursor) : null, filter.limit + 1],
+      );
+      const items = rows.slice(0, filter.limit);
+      return rows.length > filter.limit ? { items: items.map(toNotification), nextCursor: String(items.at(-1)!.seq) } : { items: items.map(toNotification) };
+    },
+
+    async notificationsOfEvent(eventId) {
+      return (await pool.query<NotificationRow>('SELECT * FROM notifications WHERE event_id = $1 ORDER BY seq', [eventId])).rows.map(toNotification);
+    },
+
+    async attemptsOfNotification(id) {
+      return (await pool.query<NotificationAttemptRow>('SELECT * FROM notification_attempts WHERE notification_id = $1 ORDER BY n', [id])).rows.map(toNotificationAttempt);
+    },
+
+    async replayNotification(id, now) {
+      const result = await pool.query("UPDATE notifications SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1, done_at = NULL WHERE id = $2 AND state = 'dead'", [now, id]);
+      return result.rowCount === 1;
+    },
+
+    async nextNotificationAt() {
+      return (await pool.query<{ at: number | null }>("SELECT min(next_attempt_at) AS at FROM notifications WHERE state = 'pending'")).rows[0]?.at ?? undefined;
     },
 
     async checkWritable() {

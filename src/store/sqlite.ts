@@ -8,6 +8,8 @@ import { groupCommit } from './group-commit.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
 import { activityOf, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import { isFinal, type RunChange } from '../track/run.js';
+import { breakerCause, deadJobCause, runCauses, type EventIds, type Notifier, type NotifyCause } from '../notify/types.js';
+import { newNotificationValues, notificationUpdateValues, toNotification, toNotificationAttempt, type NotificationAttemptRow, type NotificationRow } from './notify-rows.js';
 import type { Result } from '../errors/result.js';
 import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store, StoreReason } from './types.js';
 
@@ -54,6 +56,7 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   if (!db.readonly) {
     try {
       db.prepare('UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL').run();
+      db.prepare('UPDATE notifications SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL').run();
     } catch {
       // A read-only file: nothing to recover, and readiness reports the problem.
     }
@@ -155,6 +158,41 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   );
   const probe = db.prepare<[string]>('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)');
 
+  // Notifications (DESIGN §8): written inside the transaction of their cause; (target, cause) unique.
+  const insertNotification = db.prepare(
+    `INSERT INTO notifications (id, target, type, cause, event_id, job_id, body, next_attempt_at, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, cause) DO NOTHING`,
+  );
+  const eventIdsOf = db.prepare<[string], EventIds>('SELECT event_id, run_id, pipeline_id FROM events WHERE id = ?');
+  const notifyOf = (notify: Notifier | undefined, causes: NotifyCause[]) => {
+    if (!notify) return;
+    const now = clock();
+    for (const cause of causes) for (const n of notify(cause, now)) insertNotification.run(...newNotificationValues(n));
+  };
+  const claimNotificationRows = db.prepare<[string, number, string, number, number, number], NotificationRow>(
+    `UPDATE notifications SET lease_owner = ?, lease_until = ?
+     WHERE id IN (
+       SELECT id FROM notifications
+       WHERE target = ? AND state = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until <= ?)
+       ORDER BY next_attempt_at LIMIT ?)
+     RETURNING *`,
+  );
+  const notificationLease = db.prepare<[string], { lease_owner: string | null }>('SELECT lease_owner FROM notifications WHERE id = ?');
+  const insertNotificationAttempt = db.prepare(
+    `INSERT INTO notification_attempts (notification_id, n, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
+     VALUES (?, (SELECT count(*) + 1 FROM notification_attempts WHERE notification_id = ?), ?, ?, ?, ?, ?, ?)
+     RETURNING n`,
+  );
+  const updateNotification = db.prepare(
+    `UPDATE notifications SET state = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?, done_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?`,
+  );
+  const releaseNotificationRow = db.prepare('UPDATE notifications SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ? WHERE id = ? AND lease_owner = ?');
+  const notificationById = db.prepare<[string], NotificationRow>('SELECT * FROM notifications WHERE id = ?');
+  const notificationsByEvent = db.prepare<[string], NotificationRow>('SELECT * FROM notifications WHERE event_id = ? ORDER BY seq');
+  const attemptsByNotification = db.prepare<[string], NotificationAttemptRow>('SELECT * FROM notification_attempts WHERE notification_id = ? ORDER BY n');
+  const replayNotificationRow = db.prepare("UPDATE notifications SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL WHERE id = ? AND state = 'dead'");
+  const nextNotification = db.prepare<[], { at: number | null }>("SELECT min(next_attempt_at) AS at FROM notifications WHERE state = 'pending'");
+
   /**
    * The breaker's count and state for a pair, as of `now`: the kept count less the jobs that
    * left the window since it was kept (a reset moves `since` past them all). `save` keeps the
@@ -179,6 +217,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     for (const job of jobs) {
       const { block, openedUntil } = judgeJob(job, () => pair(job.sourcePipeline, job.target, now, policy.breaker.windowMs, true), now, policy.breaker);
       if (openedUntil !== undefined) openBreaker.run(job.sourcePipeline, job.target, now, openedUntil);
+      if (openedUntil !== undefined && policy.notify) notifyOf(policy.notify, [breakerCause(job, eventId, eventIdsOf.get(eventId), now, block?.detail ?? 'breaker opened')]);
       const { state, dagRunId, request } = newJobRow(job, block);
       const counted = state === 'pending';
       insertJobRow.run(
@@ -237,11 +276,15 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       return write(() => claim.all(owner, now + leaseMs, airflow, now, now, limit).map(toJob));
     },
 
-    finishAttempt(jobId, lease, attempt, update) {
+    finishAttempt(jobId, lease, attempt, update, notify) {
       return write(() => {
         if (leaseHolder.get(jobId)?.lease_owner !== lease) return undefined;
         const { n } = insertAttempt.get(jobId, jobId, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt) as { n: number };
         updateJob.run(...jobUpdateValues(update, clock()), jobId);
+        if (update.state === 'dead' && notify) {
+          const row = jobById.get(jobId)!;
+          notifyOf(notify, [deadJobCause(row, eventIdsOf.get(row.event_id), n, update.error)]);
+        }
         return n;
       });
     },
@@ -286,7 +329,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       return write(() => claimRunRows.all(owner, now + leaseMs, airflow, owner, now, limit).map(toTrackedRun));
     },
 
-    recordRuns(airflow, observations, judge, now) {
+    recordRuns(airflow, observations, judge, now, notify) {
       return write(() => {
         const changes: RunChange[] = [];
         for (const observation of observations) {
@@ -296,7 +339,11 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
             updateRun.run(...runUpdateValues(verdict, now), row.id);
             const slaMissed = verdict.sla && markSla.run(verdict.sla, row.id).changes === 1 ? verdict.sla : undefined;
             const finished = verdict.state !== run.state && isFinal(verdict.state);
-            if (runChanged(run, verdict, Boolean(row.run_open)) || slaMissed) changes.push({ run: { ...run, state: verdict.state, startDate: verdict.startDate, endDate: verdict.endDate }, finished, ...(slaMissed ? { slaMissed } : {}) });
+            if (runChanged(run, verdict, Boolean(row.run_open)) || slaMissed) {
+              const change: RunChange = { run: { ...run, state: verdict.state, startDate: verdict.startDate, endDate: verdict.endDate }, finished, ...(slaMissed ? { slaMissed } : {}) };
+              changes.push(change);
+              if (notify) notifyOf(notify, runCauses(change, row.run_url, eventIdsOf.get(row.event_id)));
+            }
           }
         }
         return changes;
@@ -358,6 +405,54 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
 
     async pairState(source, target, now, windowMs) {
       return pair(source, target, now, windowMs, false);
+    },
+
+    claimNotifications({ target, now, limit, leaseMs, owner }) {
+      return write(() => claimNotificationRows.all(owner, now + leaseMs, target, now, now, limit).map(toNotification));
+    },
+
+    finishNotification(id, lease, attempt, update) {
+      return write(() => {
+        if (notificationLease.get(id)?.lease_owner !== lease) return undefined;
+        const { n } = insertNotificationAttempt.get(id, id, attempt.startedAt, attempt.durationMs, attempt.httpStatus, attempt.outcome, attempt.detail, attempt.nextRetryAt) as { n: number };
+        updateNotification.run(...notificationUpdateValues(update, clock()), id);
+        return n;
+      });
+    },
+
+    async releaseNotification(id, owner, nextAttemptAt) {
+      await write(() => releaseNotificationRow.run(nextAttemptAt, id, owner));
+    },
+
+    async getNotification(id) {
+      const row = notificationById.get(id);
+      return row ? toNotification(row) : undefined;
+    },
+
+    async listNotifications(filter) {
+      const rows = db
+        .prepare<unknown[], NotificationRow & { seq: number }>(
+          'SELECT * FROM notifications WHERE (? IS NULL OR target = ?) AND (? IS NULL OR state = ?) AND (? IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?',
+        )
+        .all(filter.target ?? null, filter.target ?? null, filter.state ?? null, filter.state ?? null, filter.cursor ?? null, filter.cursor ? Number(filter.cursor) : null, filter.limit + 1);
+      const items = rows.slice(0, filter.limit);
+      return rows.length > filter.limit ? { items: items.map(toNotification), nextCursor: String(items.at(-1)!.seq) } : { items: items.map(toNotification) };
+    },
+
+    async notificationsOfEvent(eventId) {
+      return notificationsByEvent.all(eventId).map(toNotification);
+    },
+
+    async attemptsOfNotification(id) {
+      return attemptsByNotification.all(id).map(toNotificationAttempt);
+    },
+
+    async replayNotification(id, now) {
+      return (await write(() => replayNotificationRow.run(now, now, id))).changes === 1;
+    },
+
+    async nextNotificationAt() {
+      return nextNotification.get()?.at ?? undefined;
     },
 
     async checkWritable() {

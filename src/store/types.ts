@@ -5,6 +5,8 @@ import type { BlockReason, GuardedJob, Lineage } from '../guard/lineage.js';
 import type { JobRequest, RouteDecision } from '../route/route.js';
 import type { RunChange, RunObservation, RunState, RunVerdict, SlaKind, TrackedRun } from '../track/run.js';
 
+import type { Notification, NotificationAttempt, NotificationState, NotificationUpdate, Notifier } from '../notify/types.js';
+
 export type { LearnedEdge };
 
 /** What ingress hands to the store: a verified, parsed delivery and the exact bytes received. */
@@ -115,6 +117,8 @@ export interface IngestPolicy {
   breaker: BreakerPolicy;
   /** From `data.trigger.correlation.dag_id`: that DAG started this pipeline. */
   learnedEdge?: LearnedEdge;
+  /** Which notifications a breaker opening in this transaction gives (DESIGN §8). */
+  notify?: Notifier;
 }
 
 export interface EventFilter {
@@ -145,6 +149,21 @@ export type StoreReason = 'store_unavailable';
 /** One entry per minute (start, ms), oldest first, minutes without traffic included. */
 export type Activity = { minute: number; received: number; triggered: number }[];
 
+export interface NotificationClaim {
+  target: string;
+  now: number;
+  limit: number;
+  leaseMs: number;
+  owner: string;
+}
+
+export interface NotificationFilter {
+  target?: string;
+  state?: NotificationState;
+  limit: number;
+  cursor?: string;
+}
+
 export interface ClaimOptions {
   airflow: string;
   now: number;
@@ -170,7 +189,7 @@ export interface Store {
    * Records an attempt and its effect; returns the attempt's number (counted over the job's
    * whole history, replays included), or undefined if `lease` no longer holds the job.
    */
-  finishAttempt(jobId: string, lease: string, attempt: Omit<Attempt, 'jobId' | 'n'>, update: JobUpdate): Promise<number | undefined>;
+  finishAttempt(jobId: string, lease: string, attempt: Omit<Attempt, 'jobId' | 'n'>, update: JobUpdate, notify?: Notifier): Promise<number | undefined>;
   /** Gives a claimed job back unattempted (circuit open, shutting down). */
   releaseJob(jobId: string, owner: string, nextAttemptAt: number): Promise<void>;
   getJob(id: string): Promise<Job | undefined>;
@@ -191,7 +210,24 @@ export interface Store {
    * What Airflow said of runs (a poll round or a push): each done job of the run judged and
    * recorded in one transaction; returns what changed, each change once across replicas.
    */
-  recordRuns(airflow: string, observations: readonly RunObservation[], judge: (run: TrackedRun, observation: RunObservation) => RunVerdict, now: number): Promise<RunChange[]>;
+  recordRuns(airflow: string, observations: readonly RunObservation[], judge: (run: TrackedRun, observation: RunObservation) => RunVerdict, now: number, notify?: Notifier): Promise<RunChange[]>;
+  /**
+   * Notifications (DESIGN §8). Each is written by the transaction of its cause — a job turning
+   * dead (finishAttempt), a run finished or marked (recordRuns), a breaker opening (insertEvent,
+   * addJobs) — through the `notify` function given there; (target, cause) is unique.
+   */
+  claimNotifications(options: NotificationClaim): Promise<Notification[]>;
+  /** Records a delivery attempt and its effect; the attempt's number, or undefined if `lease` lost the row. */
+  finishNotification(id: string, lease: string, attempt: Omit<NotificationAttempt, 'notificationId' | 'n'>, update: NotificationUpdate): Promise<number | undefined>;
+  releaseNotification(id: string, owner: string, nextAttemptAt: number): Promise<void>;
+  getNotification(id: string): Promise<Notification | undefined>;
+  listNotifications(filter: NotificationFilter): Promise<Page<Notification>>;
+  notificationsOfEvent(eventId: string): Promise<Notification[]>;
+  attemptsOfNotification(id: string): Promise<NotificationAttempt[]>;
+  /** Dead → pending now, attempts counted afresh (the same id, so receivers dedupe); false otherwise. */
+  replayNotification(id: string, now: number): Promise<boolean>;
+  /** When the earliest pending notification is due (ms), undefined when none is pending. */
+  nextNotificationAt(): Promise<number | undefined>;
   /** Adds jobs for routes the event has none for yet (redrive); returns what was created. */
   addJobs(eventId: string, jobs: readonly NewJob[], policy: IngestPolicy): Promise<Inserted['jobs']>;
   /** Pending jobs per Airflow instance name (to find jobs whose instance left the config). */

@@ -5,6 +5,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Store } from '../store/types.js';
 import { listRuns } from './list.js';
+import { notifierFor } from '../notify/notifier.js';
 import { judgeRun, type RunChange, type RunObservation, type TrackedRun } from './run.js';
 
 export interface TrackerDeps {
@@ -61,7 +62,7 @@ export function createTracker(deps: TrackerDeps): Tracker {
     const instance = deps.config().airflow[airflow];
     const now = clock();
     const horizon = instance && instance.track !== false ? instance.track.horizon : 0;
-    const changes = await deps.store.recordRuns(airflow, observations, judge(now, horizon), now);
+    const changes = await deps.store.recordRuns(airflow, observations, judge(now, horizon), now, notifierFor(deps.config()));
     for (const change of changes) await report(change);
     if (changes.length > 0) deps.onChanges?.(changes);
     return changes;

@@ -132,6 +132,7 @@ describe('2. reloads really apply (or are refused with their path)', () => {
     loop_guard: { edit: () => 'loop_guard: { max_depth: 3 }', expect: { changed: ['loop_guard'] } },
     admin: { edit: () => `admin: { tokens: ["${'t'.repeat(40)}"] }`, expect: { changed: ['admin'] } },
     metrics: { edit: () => 'metrics: { port: 19464 }', expect: { refused: ['metrics'] } },
+    notify: { edit: () => 'notify: [ { name: chat, url: "http://127.0.0.1:9/hook", format: slack } ]', expect: { changed: ['notify'] } },
   };
 
   it('covers every top-level key of the config schema', () => {
@@ -158,6 +159,8 @@ describe('2. reloads really apply (or are refused with their path)', () => {
       const result = await bridge.reloadFromFile();
       if ('changed' in c.expect) {
         expect(result).toEqual({ ok: true, changed: c.expect.changed });
+        // Live: the outbox and the stores' notifier read the running config.
+        if (key === 'notify') expect(bridge.live().config.notify.map((t) => t.name)).toEqual(['chat']);
       } else {
         expect(result.ok).toBe(false);
         if (!result.ok) expect(result.problems.map((p) => p.path).sort()).toEqual([...c.expect.refused].sort());

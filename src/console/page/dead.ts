@@ -3,15 +3,17 @@
 import { api, type EventDetail, type Job } from './api.js';
 import { badge, h, table, time } from './dom.js';
 import { announce, failure, type View } from './shell.js';
+import { deadNotifications } from './notifications.js';
 
 export async function showDeadLetters(view: View): Promise<void> {
-  const [dead, blocked] = await Promise.all([jobList('dead', 'Dead letters'), jobList('blocked', 'Blocked jobs')]);
+  const [dead, blocked, notifications] = await Promise.all([jobList('dead', 'Dead letters'), jobList('blocked', 'Blocked jobs'), deadNotifications()]);
   view.render(
     'Dead letters & blocked jobs',
     h('p', { class: 'muted', text: 'Replay sends a job again with the request it rendered when its event arrived (the same dag_run_id, so a run that did happen is not duplicated). A blocked job is replayed without asking the loop guard again.' }),
     dead,
     h('h3', { text: 'Blocked by the loop guard' }),
     blocked,
+    notifications,
   );
 }
 

@@ -3,6 +3,7 @@ import { api, type EventDetail, type EventSummary, type Explanation } from './ap
 import { badge, h, table, time } from './dom.js';
 import { runDetails } from './runs.js';
 import { announce, failure, type View } from './shell.js';
+import { eventNotifications } from './notifications.js';
 
 interface Filters {
   status: string;
@@ -106,6 +107,7 @@ export async function showEventDetail(view: View, id: string): Promise<void> {
     h('h3', { text: 'Jobs' }),
     e.jobs.length === 0 ? h('p', { class: 'muted', text: 'No route matched, so no job was created. See "Why (not)" below.' }) : null,
     ...e.jobs.map(jobSection),
+    eventNotifications((e as EventDetail & { notifications?: Parameters<typeof eventNotifications>[0] }).notifications),
     h('h3', { text: 'Routing when it arrived' }),
     table('Decisions at receipt: matches and near misses (routes that could not match are left out; see Why (not) below)', ['Route', 'Matched', 'Why not'], e.routing.map((d) => [d.route, d.matched ? 'yes' : 'no', d.reason ?? ''])),
     h('h3', { text: 'Why (not), with the running config' }),
