@@ -66,10 +66,11 @@ export interface BridgeOptions {
 const HEALTH_TTL_MS = 3000;
 
 /**
- * Settings bound at start: the sockets, the store, how client addresses are read. A reload
+ * Settings bound at start: the sockets, the store's connection, how client addresses are read
+ * (`store.retention` applies live: the pruner reads it each round). A reload
  * that changes one is refused with its path; everything else applies live.
  */
-export const RESTART_ONLY = ['server.host', 'server.port', 'server.trust_proxy', 'server.rate_limit_redis', 'store', 'metrics'] as const;
+export const RESTART_ONLY = ['server.host', 'server.port', 'server.trust_proxy', 'server.rate_limit_redis', 'store.url', 'store.busy_timeout', 'store.pool_size', 'metrics'] as const;
 
 const at = (config: Config, path: string): unknown => path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], config);
 

@@ -99,6 +99,10 @@ describe('SQLite store', () => {
     blocker.exec('ROLLBACK');
     expect(blocker.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 });
     blocker.close();
+    // The probe commits again, but the failed ingest commit is remembered until a real
+    // commit succeeds (or FAILED_COMMIT_MEMORY_MS passes): a lucky probe is not proof.
+    expect(await store.checkWritable()).toMatchObject({ ok: false, error: { message: /the last commit failed .*database is locked/ } });
+    expect(await store.insertEvent(event('d1'), [], POLICY)).toMatchObject({ ok: true });
     expect(await store.checkWritable()).toEqual({ ok: true, value: true });
     await store.close();
   });
