@@ -16,6 +16,7 @@ import { redactUrls } from './log/redact.js';
 import type { RedisReply } from 'rate-limit-redis';
 import { adminTokens, weakAdminToken } from './admin/auth.js';
 import { checkLoops } from './guard/graph.js';
+import { createPruner, type Pruner } from './lifecycle/pruner.js';
 
 export interface Running {
   url: string;
@@ -36,6 +37,8 @@ export interface Bridge {
   app: Express;
   store: Store;
   dispatcher: Dispatcher;
+  /** Retention rounds; `serve` starts it next to the dispatcher. */
+  pruner: Pruner;
   metrics: Metrics;
   live(): Live;
   clients(): ReadonlyMap<string, AirflowClient>;
@@ -86,7 +89,7 @@ function changedPaths(before: unknown, after: unknown, path: string): string[] {
 export async function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): Promise<{ ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] }> {
   const built = buildSources(config, Date.now);
   if (!built.ok) return built;
-  const store = await openStore(config.store);
+  const store = await openStore(config.store, logger);
   const newClient = (name: string, instance: Config['airflow'][string]) =>
     createAirflowClient(name, instance, { logger, ...(options.airflowClock ? { clock: options.airflowClock } : {}) });
   let live: Live = { config, sources: built.sources };
@@ -94,6 +97,8 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   const retired = new Set<AirflowClient>();
   const metrics = createMetrics();
   const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics });
+  // Retention follows a reload: the pruner reads store.retention each round.
+  const pruner = createPruner({ store, retention: () => live.config.store.retention, logger, metrics });
   // Other replicas' new jobs wake this one at once (PostgreSQL LISTEN/NOTIFY).
   const unsubscribe = store.subscribe ? await store.subscribe(dispatcher.wake) : undefined;
   let reloadFromFile: (() => Promise<ReloadResult>) | undefined;
@@ -124,6 +129,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     metrics.reloads.inc({ outcome: 'applied' });
     logger.info({ changed }, 'config reloaded');
     dispatcher.wake();
+    pruner.reconfigured();
     return { ok: true, changed };
   };
 
@@ -158,11 +164,16 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   };
   const beforeScrape = async () => {
     // A store that cannot be read still gets a scrape: bridge_ready 0, the store's gauges keep their last values.
-    const [writable, reached, stored] = await Promise.all([
+    const [writable, reached, stored, stats] = await Promise.all([
       store.checkWritable().catch(() => undefined),
       reachability(),
       Promise.all([store.jobCounts(), store.oldestPendingAt(), store.openBreakers(Date.now())]).catch(() => undefined),
+      store.stats().catch(() => undefined),
     ]);
+    if (stats) {
+      metrics.storeBytes.set(stats.bytes);
+      for (const [table, n] of Object.entries(stats.rows)) metrics.storeRows.set({ table }, n);
+    }
     metrics.ready.set(writable?.ok && stored ? 1 : 0);
     for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
     for (const name of clients.keys()) metrics.airflowUp.set({ airflow: name }, reached.get(name)?.reachable ? 1 : 0);
@@ -192,18 +203,19 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     },
     beforeScrape,
     metricsElsewhere: config.metrics !== undefined,
-    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake },
+    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake, lastPrune: pruner.last },
   });
   const close = async () => {
     await unsubscribe?.();
     await redis?.close().catch(() => {});
+    await pruner.stop();
     await dispatcher.stop();
     await Promise.all([...clients.values(), ...retired].map((c) => c.close()));
     await store.close();
   };
   return {
     ok: true,
-    bridge: { app, store, dispatcher, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
+    bridge: { app, store, dispatcher, pruner, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
   };
 }
 
@@ -277,6 +289,7 @@ export async function startService(config: Config, logger: Logger, configFile?: 
     });
   }
   dispatcher.start();
+  bridge.pruner.start();
   logger.info(
     {
       url,
