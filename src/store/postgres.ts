@@ -461,7 +461,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       } catch (err) {
         return fail('store_unavailable', `PostgreSQL: ${(err as Error).message}`);
       }
-      if (lastFailure && lastFailure.at > lastSuccess && Date.now() - lastFailure.at < FAILED_COMMIT_MEMORY_MS) {
+      if (lastFailure && lastFailure.at >= lastSuccess && Date.now() - lastFailure.at < FAILED_COMMIT_MEMORY_MS) {
         return fail('store_unavailable', `PostgreSQL: the last commit failed ${Math.round((Date.now() - lastFailure.at) / 1000)}s ago: ${lastFailure.message}`);
       }
       return ok(true as const);

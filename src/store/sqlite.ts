@@ -27,7 +27,12 @@ export interface SqliteOptions {
 /** How long a failed ingest or dispatch commit keeps readiness at 503 unless a commit succeeds after it. */
 export const FAILED_COMMIT_MEMORY_MS = 10_000;
 /** The readiness probe commits this many bytes: more than a page, so the commit needs new space. */
-const PROBE_BYTES = 16 * 1024;
+const PROBE_BYTES = 8 * 1024;
+/**
+ * The blob is written at most this often: every probe appends pages to the WAL, and on a nearly
+ * full disk blobs polled every 250 ms would themselves eat the space that was just freed.
+ */
+const PROBE_TTL_MS = 2000;
 /** Free pages given back to the file system after each prune batch. */
 const VACUUM_PAGES = 2000;
 
@@ -161,6 +166,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   // Committed, not rolled back: a rolled-back write never leaves the page cache, so it passes
   // on a full disk. The blob is rewritten each time, so the commit appends new WAL frames.
   const probe = db.prepare<[string, number]>('INSERT OR REPLACE INTO probe (id, at, pad) VALUES (1, ?, zeroblob(?))');
+  const probeTouch = db.prepare<[string]>('UPDATE probe SET at = ? WHERE id = 1');
   const dedupeKey = db.prepare<[string, string], { id: string }>('SELECT id FROM dedupe_keys WHERE source = ? AND delivery_id = ?');
   const pruneCandidates = db.prepare<{ eventsBefore: string; from: string; deadBefore: number; limit: number }, { id: string; received_at: string }>(
     `SELECT e.id, e.received_at FROM events e
@@ -233,6 +239,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   // Readiness remembers how the last real commits went (a probe alone can be lucky).
   let lastFailure: { at: number; message: string } | undefined;
   let lastSuccess = 0;
+  let probedOk = 0;
   const write = <T>(run: () => T): Promise<T> =>
     grouped(run).then(
       (value) => ((lastSuccess = Date.now()), value),
@@ -386,12 +393,18 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     },
 
     async checkWritable() {
+      // Every call commits: the blob at most every PROBE_TTL_MS (and after any failure), else
+      // one small row update (the write lock and a WAL frame).
+      const big = Date.now() - probedOk >= PROBE_TTL_MS;
       try {
-        probe.run(new Date().toISOString(), PROBE_BYTES);
+        if (big) probe.run(new Date().toISOString(), PROBE_BYTES);
+        else probeTouch.run(new Date().toISOString());
+        if (big) probedOk = Date.now();
       } catch (err) {
+        probedOk = 0;
         return fail('store_unavailable', `SQLite: ${(err as Error).message}`);
       }
-      if (lastFailure && lastFailure.at > lastSuccess && Date.now() - lastFailure.at < FAILED_COMMIT_MEMORY_MS) {
+      if (lastFailure && lastFailure.at >= lastSuccess && Date.now() - lastFailure.at < FAILED_COMMIT_MEMORY_MS) {
         return fail('store_unavailable', `SQLite: the last commit failed ${Math.round((Date.now() - lastFailure.at) / 1000)}s ago: ${lastFailure.message}`);
       }
       return ok(true as const);
