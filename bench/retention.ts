@@ -7,7 +7,7 @@
 // (target ≤ 1.5×), with met/missed.
 //
 // Flags: --postgres (also run on a fresh PostgreSQL database; table sizes from
-// pg_total_relation_size), --no-sqlite, --events N (default 200000), --rate N per second
+// pg_total_relation_size), --no-sqlite, --sizing N (only: bytes per million events, both stores), --events N (default 200000), --rate N per second
 // (default 1000 on SQLite, 300 on PostgreSQL, whose ingest tops out near 300/s on this machine).
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
@@ -74,7 +74,8 @@ routes:
 `,
   );
   // The bridge as users run it; its log tells when each prune round ran.
-  const child = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const TOKEN = 'retention-soak-admin-token-0123456789';
+  const child = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BRIDGE_ADMIN_TOKEN: TOKEN } });
   const prunes: { start: number; end: number; events: number }[] = [];
   const url = await new Promise<string>((resolveUrl, reject) => {
     child.once('exit', (code) => reject(new Error(`bridge exited ${code}`)));
@@ -88,7 +89,17 @@ routes:
     });
   });
   const pool = new Pool(url, { connections: 32, pipelining: 1 });
-  const samples: { t: number; bytes: number; sent: number }[] = [];
+  const samples: { t: number; bytes: number; sent: number; events: number; pending: number }[] = [];
+  // Rows and pending jobs as the bridge reports them (GET /v1/status), beside each size sample.
+  const status = async () => {
+    try {
+      const res = await pool.request({ path: '/v1/status', method: 'GET', headers: { authorization: `Bearer ${TOKEN}` } });
+      const body = (await res.body.json()) as { store: { rows?: { events: number } }; queue: { pending: number } };
+      return { events: body.store.rows?.events ?? NaN, pending: body.queue.pending };
+    } catch {
+      return { events: NaN, pending: NaN };
+    }
+  };
   const latencies: { start: number; end: number }[] = [];
   let sent = 0;
   let failed = 0;
@@ -114,7 +125,7 @@ routes:
     }
   };
   // Open loop at a steady rate: each 10 ms tick sends what the clock says is due.
-  const sampler = setInterval(() => void run.size().then((bytes) => samples.push({ t: (Date.now() - t0) / 1000, bytes, sent })), 1000);
+  const sampler = setInterval(() => void Promise.all([run.size(), status()]).then(([bytes, st]) => samples.push({ t: (Date.now() - t0) / 1000, bytes, sent, ...st })), 1000);
   await new Promise<void>((done) => {
     const tick = setInterval(() => {
       const due = Math.min(EVENTS, Math.floor(((Date.now() - t0) / 1000) * run.rate));
@@ -136,6 +147,7 @@ routes:
   await new Promise((r) => setTimeout(r, 3000));
   clearInterval(sampler);
   const endBytes = await run.size();
+  const endStatus = await status();
   const seconds = (Date.now() - t0) / 1000;
   await pool.close();
   child.kill('SIGTERM');
@@ -165,8 +177,8 @@ routes:
       ['events sent / answered other than 202 / not sent (sender at its in-flight cap)', `${EVENTS} / ${failed} / ${skipped}`, '0 refused', failed === 0 ? 'met' : 'missed'],
       ['run time s (effective rate /s)', `${seconds.toFixed(0)} (${Math.round((EVENTS - skipped) / seconds)})`, '', ''],
       ['prune rounds that deleted / events pruned', `${prunes.filter((p) => p.events > 0).length} / ${prunedEvents}`, '', ''],
-      [`store size at one retention period (t = ${atPeriod.t.toFixed(0)} s) MB`, mb(atPeriod.bytes), '', ''],
-      ['store size at the end MB (peak during the run)', `${mb(endBytes)} (${mb(peak)})`, '', ''],
+      [`store size at one retention period (t = ${atPeriod.t.toFixed(0)} s) MB (events stored, jobs pending)`, `${mb(atPeriod.bytes)} (${atPeriod.events}, ${atPeriod.pending})`, '', ''],
+      ['store size at the end MB (events stored, jobs pending); peak MB', `${mb(endBytes)} (${endStatus.events}, ${endStatus.pending}); ${mb(peak)}`, '', ''],
       ['size at the end ÷ at one retention period', sizeRatio.toFixed(2), '≤ 1.3', sizeRatio <= 1.3 ? 'met' : 'missed'],
       ['ingest p99 ms overlapping a prune round (requests)', `${p99With.toFixed(1)} (${withPrune.length})`, '', ''],
       ['ingest p99 ms with no prune running (requests)', `${p99Without.toFixed(1)} (${without.length})`, '', ''],
@@ -175,7 +187,65 @@ routes:
     ],
   );
   process.stdout.write(`\n${detail}\n`);
-  process.stdout.write(`\nsize samples (s: MB): ${samples.filter((_, i) => i % 10 === 0).map((s) => `${s.t.toFixed(0)}: ${mb(s.bytes)}`).join(', ')}\n`);
+  process.stdout.write(`\nsamples (s: MB, events stored, jobs pending): ${samples.filter((_, i) => i % 10 === 0).map((s) => `${s.t.toFixed(0)}: ${mb(s.bytes)} ${s.events} ${s.pending}`).join('; ')}\n`);
+}
+
+/**
+ * `--sizing N`: N events of the soak's shape written straight into each store (no HTTP), the
+ * routed fifth with a done job and its attempt, then the store's own size: bytes per million.
+ */
+async function sizing(n: number) {
+  const { openSqliteStore } = await import('../src/store/sqlite.js');
+  const { openPostgresStore } = await import('../src/store/postgres.js');
+  const fill = async (store: import('../src/store/types.js').Store) => {
+    const policy = { breaker: { maxTriggers: 1e9, windowMs: 60_000 } };
+    for (let base = 0; base < n; base += 500) {
+      await Promise.all(
+        Array.from({ length: Math.min(500, n - base) }, (_, k) => {
+          const i = base + k;
+          const routed = i % 5 === 0;
+          const body = JSON.stringify({ id: `evt_${i}`, type: 'run.succeeded', created_at: new Date().toISOString(), data: { run_id: `run_${i}`, pipeline_id: routed ? 'pl_routed' : 'pl_other', status: 'succeeded', metrics: { rows_written: i } } });
+          const job = { route: 'soak', airflow: 'default', dagId: 'soak', request: { dag_run_id: `planasonix__run_${i}__soak`, logical_date: null, conf: {}, note: null }, sourcePipeline: 'pl_routed', target: 'airflow:soak', lineage: { chain_id: `c${i}`, depth: 1, path: ['planasonix:pl_routed', 'airflow:soak'], event_id: `evt_${i}`, route: 'soak' } };
+          return store.insertEvent(
+            { source: 'planasonix', deliveryId: `msg_${i}`, scheme: 'standard-webhooks', eventId: `evt_${i}`, type: 'run.succeeded', pipelineId: routed ? 'pl_routed' : 'pl_other', runId: `run_${i}`, headers: { 'content-type': 'application/json', 'user-agent': 'undici', 'webhook-id': `msg_${i}`, 'webhook-timestamp': String(Math.floor(Date.now() / 1000)) }, body: Buffer.from(body), receivedAt: new Date(), routing: [{ route: 'soak', matched: routed, ...(routed ? {} : { reason: 'pipeline_id' }) } as never] },
+            routed ? [job] : [],
+            policy,
+          );
+        }),
+      );
+      for (;;) {
+        const claimed = await store.claimJobs({ airflow: 'default', now: Date.now(), limit: 500, leaseMs: 60_000, owner: 'sizing' });
+        if (claimed.length === 0) break;
+        await Promise.all(claimed.map((j) => store.finishAttempt(j.id, 'sizing', { startedAt: Date.now(), durationMs: 3, httpStatus: 200, outcome: 'triggered', detail: '{"state":"queued"}', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: j.dagRunId })));
+      }
+    }
+  };
+  const rows: string[][] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'bench-sizing-'));
+  const sqlite = openSqliteStore({ path: join(dir, 'bridge.db'), busyTimeoutMs: 1000 });
+  await fill(sqlite);
+  const s = await sqlite.stats();
+  rows.push(['SQLite (file: page_count × page_size)', String(n), (s.bytes / 1024 / 1024).toFixed(1), ((s.bytes / n) * 1e6 / 1024 / 1024).toFixed(0)]);
+  await sqlite.close();
+  rmSync(dir, { recursive: true, force: true });
+  const db = await freshPostgresDatabase();
+  const store = await openPostgresStore({ url: db.url, poolSize: 4 });
+  await fill(store);
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  await c.query('VACUUM ANALYZE');
+  await c.end();
+  const p = await store.stats();
+  rows.push(['PostgreSQL (tables with indexes and TOAST)', String(n), (p.bytes / 1024 / 1024).toFixed(1), ((p.bytes / n) * 1e6 / 1024 / 1024).toFixed(0)]);
+  await store.close();
+  await db.drop();
+  printTable(`Store size per event (soak-shaped events, one in five with a done job and its attempt)`, ['store', 'events', 'MB', 'MB per million events'], rows);
+}
+
+if (option('--sizing')) {
+  await sizing(option('--sizing')!);
+  sink.close();
+  process.exit(0);
 }
 
 if (!flag('--no-sqlite')) {
