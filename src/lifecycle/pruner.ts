@@ -55,6 +55,8 @@ export function createPruner(deps: PrunerDeps): Pruner {
   let stopping = false;
   let started = false;
   let last: PruneRound | undefined;
+  /** What reclaim last said, so its warning is logged when it changes, not every round. */
+  let reclaimed: string | undefined;
 
   const round = async (): Promise<PruneRound | undefined> => {
     const retention = deps.retention();
@@ -81,6 +83,12 @@ export function createPruner(deps: PrunerDeps): Pruner {
         }
         ({ more, from } = batch);
         if (more && !stopping) await new Promise((r) => setTimeout(r, Math.max(MIN_PAUSE_MS, Date.now() - t0)));
+      }
+      // Still under the lock: one replica vacuums, where the database needs it (see Store.reclaim).
+      if (TABLES.some((t) => rows[t] > 0)) {
+        const did = await deps.store.reclaim().catch((err: Error) => `reclaiming space failed: ${err.message}`);
+        if (did && did !== reclaimed) log.warn(`retention: ${did}`);
+        reclaimed = did;
       }
     } finally {
       await release();

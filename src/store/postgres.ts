@@ -293,6 +293,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
   // Group commit, as in the SQLite store: what arrives while a batch is being written waits
   // for the next one, so under load each commit (one WAL flush) carries many deliveries or
   // attempt records. Two batches may be in flight, so one's round trips overlap the other's.
+  let autovacuumOff: boolean | undefined;
   // Readiness remembers how the last real commits went (a probe alone can be lucky).
   let lastFailure: { at: number; message: string } | undefined;
   let lastSuccess = 0;
@@ -508,6 +509,21 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         return { counts: { events, jobs, attempts, dedupe_keys }, full: candidates.length === limit, last: candidates.at(-1)?.received_at };
       });
       return { deleted: counts, more: full || counts.dedupe_keys === limit, ...(last ? { from: last.toISOString() } : from ? { from } : {}) };
+    },
+
+    async reclaim() {
+      // Autovacuum makes deleted rows' space reusable. Where it is off (server-wide or for a
+      // table), the tables would grow for ever despite pruning: vacuum them here instead (a
+      // plain VACUUM: no exclusive lock, only pages with dead rows are visited).
+      autovacuumOff ??= (
+        await pool.query<{ off: boolean }>(
+          `SELECT current_setting('autovacuum') = 'off'
+                  OR EXISTS (SELECT 1 FROM pg_class WHERE oid = ANY (ARRAY[${TABLES.map((t) => `to_regclass('${t}')`).join(', ')}]) AND 'autovacuum_enabled=false' = ANY (coalesce(reloptions, '{}'))) AS off`,
+        )
+      ).rows[0]!.off;
+      if (!autovacuumOff) return undefined;
+      await pool.query(`VACUUM (ANALYZE) ${TABLES.join(', ')}`);
+      return 'autovacuum is off for the bridge tables: vacuumed them after the prune round';
     },
 
     async acquirePruneLock() {

@@ -433,6 +433,11 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       return { deleted: deleted.counts, more: deleted.full || deleted.counts.dedupe_keys === limit, ...(deleted.last ? { from: deleted.last } : from ? { from } : {}) };
     },
 
+    // Freed pages already went back after each batch (incremental_vacuum).
+    async reclaim() {
+      return undefined;
+    },
+
     // One process owns a SQLite file: nobody to share pruning with.
     async acquirePruneLock() {
       return async () => {};

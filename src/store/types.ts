@@ -232,6 +232,12 @@ export interface Store {
   checkWritable(): Promise<Result<true, StoreReason>>;
   /** Deletes up to `limit` prunable events (with jobs and attempts, keeping their delivery ids) and expired delivery ids, in one transaction. */
   pruneBatch(cutoffs: PruneCutoffs, limit: number, from?: string): Promise<PruneBatch>;
+  /**
+   * After a prune round that deleted rows: makes the space reusable where the database would
+   * not by itself (PostgreSQL with autovacuum off: a plain VACUUM of the pruned tables).
+   * Returns what it did, for the log; undefined when nothing was needed.
+   */
+  reclaim(): Promise<string | undefined>;
   /** The right to prune now, across replicas; undefined while another holds it. Call the result to give it back. */
   acquirePruneLock(): Promise<(() => Promise<void>) | undefined>;
   /** Size and rows, cheap enough for every scrape. */
