@@ -428,8 +428,13 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
           last: candidates.at(-1)?.received_at,
         };
       }).immediate();
-      // Freed pages go back to the file system (auto_vacuum = INCREMENTAL), a bounded step at a time.
-      if (deleted.counts.events + deleted.counts.dedupe_keys > 0) db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+      // Freed pages go back to the file system (auto_vacuum = INCREMENTAL), a bounded step at a
+      // time, once they are more than a tenth of the file: below that the next inserts reuse them,
+      // and moving pages for nothing would cost each batch a second fsync'd commit.
+      if (deleted.counts.events + deleted.counts.dedupe_keys > 0) {
+        const free = db.pragma('freelist_count', { simple: true }) as number;
+        if (free > (db.pragma('page_count', { simple: true }) as number) / 10) db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+      }
       return { deleted: deleted.counts, more: deleted.full || deleted.counts.dedupe_keys === limit, ...(deleted.last ? { from: deleted.last } : from ? { from } : {}) };
     },
 
