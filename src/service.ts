@@ -18,6 +18,7 @@ import { redactUrls } from './log/redact.js';
 import type { RedisReply } from 'rate-limit-redis';
 import { adminTokens, weakAdminToken } from './admin/auth.js';
 import { checkLoops } from './guard/graph.js';
+import { createPruner, type Pruner } from './lifecycle/pruner.js';
 
 export interface Running {
   url: string;
@@ -41,6 +42,8 @@ export interface Bridge {
   tracker: Tracker;
   /** The notifications outbox (DESIGN §8). */
   deliverer: Deliverer;
+  /** Retention rounds; `serve` starts it next to the dispatcher. */
+  pruner: Pruner;
   metrics: Metrics;
   live(): Live;
   clients(): ReadonlyMap<string, AirflowClient>;
@@ -71,10 +74,11 @@ export interface BridgeOptions {
 const HEALTH_TTL_MS = 3000;
 
 /**
- * Settings bound at start: the sockets, the store, how client addresses are read. A reload
+ * Settings bound at start: the sockets, the store's connection, how client addresses are read
+ * (`store.retention` applies live: the pruner reads it each round). A reload
  * that changes one is refused with its path; everything else applies live.
  */
-export const RESTART_ONLY = ['server.host', 'server.port', 'server.trust_proxy', 'server.rate_limit_redis', 'store', 'metrics'] as const;
+export const RESTART_ONLY = ['server.host', 'server.port', 'server.trust_proxy', 'server.rate_limit_redis', 'store.url', 'store.busy_timeout', 'store.pool_size', 'metrics'] as const;
 
 const at = (config: Config, path: string): unknown => path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown> | undefined)?.[key], config);
 
@@ -90,7 +94,7 @@ function changedPaths(before: unknown, after: unknown, path: string): string[] {
 export async function createBridge(config: Config, logger: Logger, options: BridgeOptions = {}): Promise<{ ok: true; bridge: Bridge } | { ok: false; problems: ConfigProblem[] }> {
   const built = buildSources(config, Date.now);
   if (!built.ok) return built;
-  const store = await openStore(config.store);
+  const store = await openStore(config.store, logger);
   const newClient = (name: string, instance: Config['airflow'][string]) =>
     createAirflowClient(name, instance, { logger, ...(options.airflowClock ? { clock: options.airflowClock } : {}) });
   let live: Live = { config, sources: built.sources };
@@ -100,6 +104,8 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   const deliverer = createDeliverer({ store, config: () => live.config, logger, metrics });
   const dispatcher = createDispatcher({ store, config: () => live.config, clients: () => clients, logger, metrics, onDead: () => deliverer.wake() });
   const tracker = createTracker({ store, config: () => live.config, clients: () => clients, logger, metrics, onChanges: () => deliverer.wake() });
+  // Retention follows a reload: the pruner reads store.retention each round.
+  const pruner = createPruner({ store, retention: () => live.config.store.retention, logger, metrics });
   // Other replicas' new jobs wake this one at once (PostgreSQL LISTEN/NOTIFY).
   const unsubscribe = store.subscribe ? await store.subscribe(dispatcher.wake) : undefined;
   let reloadFromFile: (() => Promise<ReloadResult>) | undefined;
@@ -131,6 +137,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     logger.info({ changed }, 'config reloaded');
     dispatcher.wake();
     deliverer.wake();
+    pruner.reconfigured();
     return { ok: true, changed };
   };
 
@@ -165,11 +172,16 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   };
   const beforeScrape = async () => {
     // A store that cannot be read still gets a scrape: bridge_ready 0, the store's gauges keep their last values.
-    const [writable, reached, stored] = await Promise.all([
+    const [writable, reached, stored, stats] = await Promise.all([
       store.checkWritable().catch(() => undefined),
       reachability(),
       Promise.all([store.jobCounts(), store.oldestPendingAt(), store.openBreakers(Date.now())]).catch(() => undefined),
+      store.stats().catch(() => undefined),
     ]);
+    if (stats) {
+      metrics.storeBytes.set(stats.bytes);
+      for (const [table, n] of Object.entries(stats.rows)) metrics.storeRows.set({ table }, n);
+    }
     metrics.ready.set(writable?.ok && stored ? 1 : 0);
     for (const name of clients.keys()) metrics.circuitOpen.set({ airflow: name }, dispatcher.circuitState(name) === 'open' ? 1 : 0);
     for (const name of clients.keys()) metrics.airflowUp.set({ airflow: name }, reached.get(name)?.reachable ? 1 : 0);
@@ -200,11 +212,12 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
     },
     beforeScrape,
     metricsElsewhere: config.metrics !== undefined,
-    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake, wakeNotify: deliverer.wake },
+    admin: { ...(reloadFromFile ? { reload: reloadFromFile } : {}), wake: dispatcher.wake, wakeNotify: deliverer.wake, lastPrune: pruner.last },
   });
   const close = async () => {
     await unsubscribe?.();
     await redis?.close().catch(() => {});
+    await pruner.stop();
     await dispatcher.stop();
     await tracker.stop();
     await deliverer.stop();
@@ -213,7 +226,7 @@ export async function createBridge(config: Config, logger: Logger, options: Brid
   };
   return {
     ok: true,
-    bridge: { app, store, dispatcher, tracker, deliverer, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
+    bridge: { app, store, dispatcher, tracker, deliverer, pruner, metrics, live: () => live, clients: () => clients, reload, reloadFromFile: reloadFromFile ?? (async () => ({ ok: false, problems: [{ path: '(config)', message: 'not started from a file' }] })), close, beforeScrape },
   };
 }
 
@@ -289,6 +302,7 @@ export async function startService(config: Config, logger: Logger, configFile?: 
   dispatcher.start();
   bridge.tracker.start();
   bridge.deliverer.start();
+  bridge.pruner.start();
   logger.info(
     {
       url,

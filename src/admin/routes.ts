@@ -14,6 +14,7 @@ import type { Attempt, Job, Store, StoredEvent } from '../store/types.js';
 import type { AdminAuth } from './auth.js';
 import { redactDeep } from '../log/redact.js';
 import type { Notification, NotificationAttempt } from '../notify/types.js';
+import type { PruneRound } from '../lifecycle/pruner.js';
 
 export interface AdminDeps {
   auth: AdminAuth;
@@ -28,6 +29,8 @@ export interface AdminDeps {
   wakeNotify?: () => void;
   /** Per Airflow instance: reachable, and the circuit's state. */
   airflowHealth?: () => Promise<Record<string, unknown>>;
+  /** The last retention round this replica ran. */
+  lastPrune?: () => PruneRound | undefined;
 }
 
 /** How far back GET /v1/status reports throughput: 15 minutes, the current one included. */
@@ -175,8 +178,19 @@ export function adminRouter(deps: AdminDeps): Router {
     const now = deps.clock();
     // From the start of a minute, so the oldest bar counts a whole minute like the others.
     const since = Math.floor((now - ACTIVITY_MS) / 60_000) * 60_000;
-    const [airflow, queue, activity, writable] = await Promise.all([deps.airflowHealth?.() ?? {}, deps.store.jobCounts(), deps.store.activity(since), deps.store.checkWritable()]);
-    const store = writable.ok ? { writable: true, detail: 'ok' } : { writable: false, detail: writable.error.message };
+    const [airflow, queue, activity, writable, stats] = await Promise.all([
+      deps.airflowHealth?.() ?? {},
+      deps.store.jobCounts(),
+      deps.store.activity(since),
+      deps.store.checkWritable(),
+      deps.store.stats().catch(() => undefined),
+    ]);
+    const pruned = deps.lastPrune?.();
+    const store = {
+      ...(writable.ok ? { writable: true, detail: 'ok' } : { writable: false, detail: writable.error.message }),
+      ...(stats ? { bytes: stats.bytes, rows: stats.rows, rows_estimated: stats.estimated } : {}),
+      last_prune: pruned ? { at: iso(pruned.at), rows: pruned.rows, batches: pruned.batches, ms: pruned.ms } : null,
+    };
     res.json(redactDeep({ airflow, store, queue, activity: activity.map((a) => ({ ...a, minute: iso(a.minute) })) }));
   });
 

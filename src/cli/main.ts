@@ -4,7 +4,9 @@ import { setFlagsFromString } from 'node:v8';
 import { clearTextWarnings, formatProblems, loadConfig, type ConfigResult } from '../config/load.js';
 import { buildSources } from '../ingress/sources.js';
 import { createLogger } from '../log/logger.js';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { exportEvents } from '../lifecycle/export.js';
 import { explainEvent, formatExplanation } from '../guard/explain.js';
 import { openStoreIfPresent } from '../store/open.js';
 import type { Store } from '../store/types.js';
@@ -35,6 +37,12 @@ commands:
                              send one signed test notification (type notify.test) to the
                              notify: target NAME, print the answer's status and body.
                              Exit 0 on a 2xx answer, 6 otherwise (2: no such target).
+  export --config FILE [--before DATE] [--out FILE.jsonl]
+                             every stored event with its jobs and attempts, one JSON object
+                             a line (stdout without --out), for archiving before retention
+                             prunes them; safe beside a running bridge (SQLite read-only).
+                             Exit 0 when written, 7 when the store cannot be read or the file
+                             cannot be written.
 
 options:
   -c, --config FILE          config file
@@ -42,8 +50,9 @@ options:
 
 // Exit codes, one table: 0 ok, 1 invalid config, 2 usage error, 3 explain: nothing would
 // trigger, 4 failed to start, 5 explain: the event is not a valid completion event, 6 send
-// or notify-test: an answer was not 2xx.
-const EXIT = { ok: 0, invalidConfig: 1, usage: 2, nothingTriggers: 3, startFailed: 4, invalidEvent: 5, sendFailed: 6 } as const;
+// or notify-test: an answer was not 2xx, 7 export: the store cannot be read or the output
+// cannot be written.
+const EXIT = { ok: 0, invalidConfig: 1, usage: 2, nothingTriggers: 3, startFailed: 4, invalidEvent: 5, sendFailed: 6, exportFailed: 7 } as const;
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -73,6 +82,8 @@ async function main(argv: string[]): Promise<number> {
         repeat: { type: 'string', default: '1' },
         rows: { type: 'string', default: '1' },
         duplicate: { type: 'boolean', default: false },
+        before: { type: 'string' },
+        out: { type: 'string' },
       },
     });
   } catch (err) {
@@ -108,6 +119,8 @@ async function main(argv: string[]): Promise<number> {
         return EXIT.usage;
       }
       return explain(file, rest[0], parsed.values.source, parsed.values.json ?? false);
+    case 'export':
+      return exportCommand(file, parsed.values.before, parsed.values.out);
     default:
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}\n`);
       return EXIT.usage;
@@ -195,6 +208,51 @@ async function explain(file: string, eventFile: string, sourceName: string | und
     return result.value.would_trigger > 0 ? EXIT.ok : EXIT.nothingTriggers;
   } finally {
     await store?.close();
+  }
+}
+
+async function exportCommand(file: string, beforeText: string | undefined, out: string | undefined): Promise<number> {
+  const before = beforeText === undefined ? undefined : new Date(beforeText);
+  if (before && Number.isNaN(before.getTime())) {
+    process.stderr.write(`export: --before "${beforeText}" is not a date (e.g. 2026-11-01 or 2026-11-01T00:00:00Z)\n`);
+    return EXIT.usage;
+  }
+  const loaded = await loadConfig(file);
+  if (!loaded.ok) {
+    process.stderr.write(`${file}: invalid config\n${formatProblems(loaded.problems)}\n`);
+    return EXIT.invalidConfig;
+  }
+  // Read-only beside a running bridge (SQLite opened readonly; PostgreSQL plain reads).
+  let store: Store | undefined;
+  try {
+    store = await openStoreIfPresent(loaded.config.store);
+  } catch (err) {
+    process.stderr.write(`export: the store cannot be read: ${(err as Error).message}\n`);
+    return EXIT.exportFailed;
+  }
+  if (!store) {
+    process.stderr.write(`export: no store at ${loaded.config.store.url}\n`);
+    return EXIT.exportFailed;
+  }
+  // A file is written beside its name and renamed when complete: a half-written archive never looks whole.
+  const partial = out ? `${out}.partial` : undefined;
+  const sink = partial ? createWriteStream(partial) : process.stdout;
+  const failed = new Promise<never>((_, reject) => sink.once('error', reject));
+  failed.catch(() => {});
+  try {
+    const n = await Promise.race([exportEvents(store, sink, before ? { before } : {}), failed]);
+    if (partial) {
+      await Promise.race([new Promise<void>((resolve) => (sink as WriteStream).end(resolve)), failed]);
+      await rename(partial, out!);
+    }
+    process.stderr.write(`export: ${n} event(s)${out ? ` written to ${out}` : ''}\n`);
+    return EXIT.ok;
+  } catch (err) {
+    process.stderr.write(`export: failed: ${(err as Error).message}\n`);
+    if (partial) await rm(partial, { force: true });
+    return EXIT.exportFailed;
+  } finally {
+    await store.close();
   }
 }
 

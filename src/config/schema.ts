@@ -318,6 +318,17 @@ const notifyTarget = z.strictObject({
   circuit_breaker: z.strictObject({ failures: integer(1).default(5), cooldown: duration.default(30_000) }).prefault({}),
 });
 
+const retention = z.strictObject({
+  /** An event whose jobs are all done or blocked (or that has none), with its jobs and attempts. */
+  events: duration.default(30 * 86_400_000),
+  /** Events with a dead-lettered job that was not replayed: kept this long after the job died. */
+  dead: duration.default(90 * 86_400_000),
+  /** Delivery ids kept after their event is pruned, so a redelivery is still a duplicate. */
+  dedupe: duration.default(7 * 86_400_000),
+  /** How often a prune round runs (each in small batches). */
+  interval: duration.pipe(z.number().min(100, 'at least 100ms')).default(600_000),
+});
+
 export const configSchema = z
   .strictObject({
     server: z
@@ -351,6 +362,8 @@ export const configSchema = z
         busy_timeout: duration.default(1_000),
         /** PostgreSQL connections per replica. */
         pool_size: integer(1).default(10),
+        /** What is pruned and when (README "Retention and storage size"); `false` keeps everything. Reloadable. */
+        retention: z.union([z.literal(false), retention]).prefault({}),
       })
       .prefault({}),
     log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
@@ -400,6 +413,15 @@ export const configSchema = z
       const path = instance.track.push.path ?? `/webhooks/airflow/${name}`;
       const other = seen.get(path);
       if (other) ctx.addIssue({ code: 'custom', path: ['airflow', name, 'track', 'push', 'path'], message: `same path as source "${other}"` });
+    }
+    const kept = config.store.retention;
+    if (kept !== false) {
+      // A redelivery signed within a source's tolerance must still meet its delivery id.
+      for (const [name, src] of Object.entries(config.sources)) {
+        if (kept.dedupe < src.verify.tolerance) {
+          ctx.addIssue({ code: 'custom', path: ['store', 'retention', 'dedupe'], message: `shorter than sources.${name}.verify.tolerance (${src.verify.tolerance / 1000}s): a redelivery inside the tolerance could be accepted twice` });
+        }
+      }
     }
     if (Object.keys(config.sources).length === 0) {
       ctx.addIssue({ code: 'custom', path: ['sources'], message: 'configure at least one source' });

@@ -38,7 +38,7 @@ export interface AppDeps {
   /** Refreshes gauges that are read from elsewhere (queue depth, circuits) before a scrape. */
   beforeScrape?: () => Promise<void>;
   /** Operations the service owns, such as reload. */
-  admin?: Pick<AdminDeps, 'reload' | 'wake' | 'wakeNotify'>;
+  admin?: Pick<AdminDeps, 'reload' | 'wake' | 'wakeNotify' | 'lastPrune'>;
   /** Served on its own listener instead (config `metrics`). */
   metricsElsewhere?: boolean;
   /** Redis for shared rate-limit counts (config `server.rate_limit_redis`). */

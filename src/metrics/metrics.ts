@@ -36,6 +36,10 @@ export function createMetrics() {
     ready: new Gauge({ name: 'bridge_ready', help: '1 when the store can commit a write now (what /readyz checks)', registers }),
     oldestPendingAge: new Gauge({ name: 'bridge_oldest_pending_age_seconds', help: 'Age of the oldest pending trigger job since it was created (0 when none is pending)', registers }),
     breakersOpen: new Gauge({ name: 'bridge_breakers_open', help: 'Loop-guard breakers open now', registers }),
+    // Data lifecycle (README "Retention and storage size").
+    storeBytes: new Gauge({ name: 'bridge_store_bytes', help: 'Size of the store: SQLite page_count × page_size; PostgreSQL pg_total_relation_size of the bridge tables', registers }),
+    storeRows: new Gauge({ name: 'bridge_store_rows', help: 'Rows per table (PostgreSQL: the planner estimate pg_class.reltuples)', labelNames: ['table'] as const, registers }),
+    prunedRows: new Counter({ name: 'bridge_pruned_rows_total', help: 'Rows deleted by retention, per table (dedupe_keys: expired delivery ids)', labelNames: ['table'] as const, registers }),
   };
 }
 

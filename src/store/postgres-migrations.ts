@@ -137,4 +137,16 @@ export const postgresMigrations: readonly string[] = [
      next_retry_at   BIGINT,
      UNIQUE (notification_id, n)
    );`,
+  // Data lifecycle (issue 14): delivery ids of pruned events (see sqlite-migrations.ts), and a
+  // one-row table the readiness probe really commits to.
+  `CREATE TABLE dedupe_keys (
+     source      TEXT   NOT NULL,
+     delivery_id TEXT   NOT NULL,
+     id          TEXT   NOT NULL,
+     event_id    TEXT   NOT NULL,
+     pruned_at   BIGINT NOT NULL,
+     PRIMARY KEY (source, delivery_id)
+   );
+   CREATE INDEX dedupe_keys_pruned_at ON dedupe_keys (pruned_at);
+   CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL, pad BYTEA);`,
 ];

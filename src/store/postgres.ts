@@ -4,7 +4,7 @@ import { fail, ok } from '../errors/result.js';
 import { judgeJob, type PairState } from '../guard/breaker.js';
 import { groupCommit } from './group-commit.js';
 import { postgresMigrations } from './postgres-migrations.js';
-import { activityOf, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { activityOf, exportLines, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import { isFinal, type RunChange } from '../track/run.js';
 import { breakerCause, deadJobCause, runCauses, type EventIds, type NewNotification, type Notifier, type NotifyCause } from '../notify/types.js';
 import { newNotificationValues, notificationUpdateValues, toNotification, toNotificationAttempt, type NotificationAttemptRow, type NotificationRow } from './notify-rows.js';
@@ -28,6 +28,22 @@ export interface PostgresStore extends Store {
 
 const CHANNEL = 'planasonix_bridge_jobs';
 const MIGRATION_LOCK = 7_262_311_001; // any constant: the key replicas agree on
+/** Held (session-level) by the one replica pruning now; freed with its connection if it dies. */
+const PRUNE_LOCK = 7_262_311_002;
+/** How long a failed ingest or dispatch commit keeps readiness at 503 unless a commit succeeds after it. */
+const FAILED_COMMIT_MEMORY_MS = 10_000;
+const PROBE_BYTES = 16 * 1024;
+const TABLES = ['events', 'jobs', 'attempts', 'dedupe_keys'] as const;
+
+/**
+ * The one definition of "prunable" for an event row `e`, `deadBefore` being the SQL of the
+ * dead letters' cutoff (ms): none of its jobs is pending, and none is a dead letter that died
+ * (last updated) at or after it, so dead letters keep their event on their own clock. Done and
+ * blocked jobs do not hold it; an event without jobs is prunable too. A job whose Airflow run
+ * is still being tracked (run_open) keeps its event as well, until the run ends or the horizon passes.
+ */
+const prunable = (deadBefore: string) =>
+  `NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_id = e.id AND (j.state = 'pending' OR j.run_open = 1 OR (j.state = 'dead' AND j.updated_at >= ${deadBefore})))`;
 
 /** Rows to the column arrays of an `unnest($1::t[], …)` insert: one parameter per column, whatever the row count. */
 function columns(rows: readonly unknown[][], width: number): unknown[][] {
@@ -200,7 +216,23 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
   async function insertBatch(batch: Waiting[]): Promise<Result<Inserted, StoreReason>[]> {
     batch.sort((x, y) => (x.e.source + '\n' + x.e.deliveryId < y.e.source + '\n' + y.e.deliveryId ? -1 : 1));
     const ids = batch.map(() => randomUUID());
+    const keyOf = (w: Waiting) => `${w.e.source}\n${w.e.deliveryId}`;
+    const prunedIds = async (c: pg.ClientBase, of: Waiting[]) =>
+      new Map(
+        of.length === 0
+          ? []
+          : (
+              await c.query<{ id: string; source: string; delivery_id: string }>(
+                'SELECT k.id, k.source, k.delivery_id FROM dedupe_keys k JOIN unnest($1::text[], $2::text[]) AS u(source, delivery_id) USING (source, delivery_id)',
+                [of.map((w) => w.e.source), of.map((w) => w.e.deliveryId)],
+              )
+            ).rows.map((r) => [`${r.source}\n${r.delivery_id}`, r.id]),
+      );
     return tx(async (c) => {
+      // Deliveries of pruned events are duplicates while their ids are kept: looked up first,
+      // in this transaction, and not inserted.
+      const kept = await prunedIds(c, batch);
+      const toInsert = batch.map((w, i) => ({ w, i })).filter(({ w }) => !kept.has(keyOf(w)));
       const inserted = new Set(
         (
           await c.query<{ id: string }>(
@@ -208,12 +240,22 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::timestamptz[], $13::jsonb[])
              ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id`,
             columns(
-              batch.map(({ e, jobs }, i) => [ids[i], e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId, jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt, JSON.stringify(e.routing)]),
+              toInsert.map(({ w: { e, jobs }, i }) => [ids[i], e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId, jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt, JSON.stringify(e.routing)]),
               13,
             ),
           )
         ).rows.map((r) => r.id),
       );
+      // A prune batch committing while this insert waited on the row it deleted: its copy of
+      // the delivery id is visible now (a new statement sees what committed meanwhile). Such an
+      // event is a duplicate after all: take the new row out again, in this transaction.
+      const late = await prunedIds(c, batch.filter((_, i) => inserted.has(ids[i]!)));
+      if (late.size > 0) {
+        const undo = batch.flatMap((w, i) => (late.has(keyOf(w)) ? [ids[i]!] : []));
+        await c.query('DELETE FROM events WHERE id = ANY($1)', [undo]);
+        for (const id of undo) inserted.delete(id);
+        for (const [k, id] of late) kept.set(k, id);
+      }
       const fresh = batch.flatMap((w, i) => (inserted.has(ids[i]!) ? [{ w, id: ids[i]! }] : []));
       const outcomes = await insertJobs(c, fresh.map(({ w, id }) => ({ eventId: id, received: w.e.receivedAt.getTime(), jobs: w.jobs, policy: w.policy })));
       const learned = new Map<string, boolean>();
@@ -229,7 +271,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         );
         learned.set(id, row.rows[0]!.events === 1);
       }
-      const dupes = batch.filter((_, i) => !inserted.has(ids[i]!));
+      const dupes = batch.filter((w, i) => !inserted.has(ids[i]!) && !kept.has(keyOf(w)));
       const earlier = new Map<string, string>();
       if (dupes.length > 0) {
         const found = await c.query<{ id: string; source: string; delivery_id: string }>(
@@ -242,7 +284,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       return batch.map((w, i): Result<Inserted, StoreReason> => {
         const id = ids[i]!;
         if (inserted.has(id)) return ok({ id, duplicate: false, jobs: byId.get(id)!, newLearnedEdge: learned.get(id) ?? false });
-        const before = earlier.get(`${w.e.source}\n${w.e.deliveryId}`);
+        const before = earlier.get(keyOf(w)) ?? kept.get(keyOf(w));
         return before ? ok({ id: before, duplicate: true, jobs: [], newLearnedEdge: false }) : fail('store_unavailable', 'insert reported a duplicate that cannot be read back');
       });
     });
@@ -299,8 +341,20 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
   // Group commit, as in the SQLite store: what arrives while a batch is being written waits
   // for the next one, so under load each commit (one WAL flush) carries many deliveries or
   // attempt records. Two batches may be in flight, so one's round trips overlap the other's.
-  const ingest = groupCommit(insertBatch, 2);
-  const finish = groupCommit(finishBatch, 2);
+  let autovacuumOff: boolean | undefined;
+  // Readiness remembers how the last real commits went (a probe alone can be lucky).
+  let lastFailure: { at: number; message: string } | undefined;
+  let lastSuccess = 0;
+  const noted = <T, R>(run: (item: T) => Promise<R>) => (item: T) =>
+    run(item).then(
+      (value) => ((lastSuccess = Date.now()), value),
+      (err: Error) => {
+        lastFailure = { at: Date.now(), message: err.message };
+        throw err;
+      },
+    );
+  const ingest = noted(groupCommit(insertBatch, 2));
+  const finish = noted(groupCommit(finishBatch, 2));
 
   const store: PostgresStore = {
     insertEvent(e, jobs, policy) {
@@ -566,13 +620,131 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
 
     async checkWritable() {
       try {
-        await pool.query('SELECT 1 FROM events LIMIT 0');
         const { rows } = await pool.query<{ ro: string }>('SHOW transaction_read_only');
         if (rows[0]?.ro === 'on') return fail('store_unavailable', 'PostgreSQL: the server is read-only (a standby?)');
-        return ok(true as const);
+        // A committed write of more than a page: a full disk or a lost database fails it.
+        await pool.query('INSERT INTO probe (id, at, pad) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET at = excluded.at, pad = excluded.pad', [Date.now(), Buffer.alloc(PROBE_BYTES)]);
       } catch (err) {
         return fail('store_unavailable', `PostgreSQL: ${(err as Error).message}`);
       }
+      if (lastFailure && lastFailure.at >= lastSuccess && Date.now() - lastFailure.at < FAILED_COMMIT_MEMORY_MS) {
+        return fail('store_unavailable', `PostgreSQL: the last commit failed ${Math.round((Date.now() - lastFailure.at) / 1000)}s ago: ${lastFailure.message}`);
+      }
+      return ok(true as const);
+    },
+
+    async pruneBatch(cutoffs, limit, from) {
+      // One transaction: the events, their jobs and attempts, and the copy of their delivery
+      // ids go together, so a replica that dies mid-prune leaves nothing half-deleted.
+      const { counts, full, last } = await tx(async (c) => {
+        const candidates = (
+          await c.query<{ id: string; received_at: Date }>(
+            `SELECT e.id, e.received_at FROM events e
+             WHERE e.received_at < $1 AND e.received_at >= $2 AND ${prunable('$3')}
+             ORDER BY e.received_at LIMIT $4
+             FOR UPDATE OF e SKIP LOCKED`,
+            [new Date(cutoffs.eventsBefore), from ?? new Date(0).toISOString(), cutoffs.deadBefore, limit],
+          )
+        ).rows;
+        let ids = candidates.map((r) => r.id);
+        if (ids.length > 0) {
+          // Lock their jobs, then judge again: a job replayed or redriven since the first read
+          // (committed before our locks) keeps its event.
+          await c.query('SELECT id FROM jobs WHERE event_id = ANY($1) ORDER BY id FOR UPDATE', [ids]);
+          ids = (await c.query<{ id: string }>(`SELECT e.id FROM events e WHERE e.id = ANY($1) AND ${prunable('$2')}`, [ids, cutoffs.deadBefore])).rows.map((r) => r.id);
+        }
+        const n = (r: pg.QueryResult) => r.rowCount ?? 0;
+        let attempts = 0;
+        let jobs = 0;
+        let events = 0;
+        if (ids.length > 0) {
+          await c.query(
+            `INSERT INTO dedupe_keys (source, delivery_id, id, event_id, pruned_at)
+             SELECT source, delivery_id, id, event_id, $2 FROM events WHERE id = ANY($1)
+             ON CONFLICT (source, delivery_id) DO UPDATE SET id = excluded.id, event_id = excluded.event_id, pruned_at = excluded.pruned_at`,
+            [ids, cutoffs.now],
+          );
+          attempts = n(await c.query('DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id = ANY($1))', [ids]));
+          jobs = n(await c.query('DELETE FROM jobs WHERE event_id = ANY($1)', [ids]));
+          events = n(await c.query('DELETE FROM events WHERE id = ANY($1)', [ids]));
+        }
+        const dedupe_keys = n(
+          await c.query('DELETE FROM dedupe_keys WHERE (source, delivery_id) IN (SELECT source, delivery_id FROM dedupe_keys WHERE pruned_at < $1 LIMIT $2)', [cutoffs.dedupeBefore, limit]),
+        );
+        return { counts: { events, jobs, attempts, dedupe_keys }, full: candidates.length === limit, last: candidates.at(-1)?.received_at };
+      });
+      return { deleted: counts, more: full || counts.dedupe_keys === limit, ...(last ? { from: last.toISOString() } : from ? { from } : {}) };
+    },
+
+    async reclaim() {
+      // Autovacuum makes deleted rows' space reusable. Where it is off (server-wide or for a
+      // table), the tables would grow for ever despite pruning: vacuum them here instead (a
+      // plain VACUUM: no exclusive lock, only pages with dead rows are visited).
+      autovacuumOff ??= (
+        await pool.query<{ off: boolean }>(
+          `SELECT current_setting('autovacuum') = 'off'
+                  OR EXISTS (SELECT 1 FROM pg_class WHERE oid = ANY (ARRAY[${TABLES.map((t) => `to_regclass('${t}')`).join(', ')}]) AND 'autovacuum_enabled=false' = ANY (coalesce(reloptions, '{}'))) AS off`,
+        )
+      ).rows[0]!.off;
+      if (!autovacuumOff) return undefined;
+      await pool.query(`VACUUM (ANALYZE) ${TABLES.join(', ')}`);
+      return 'autovacuum is off for the bridge tables: vacuumed them after the prune round';
+    },
+
+    async acquirePruneLock() {
+      const client = await pool.connect();
+      try {
+        const { rows } = await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [PRUNE_LOCK]);
+        if (!rows[0]?.got) {
+          client.release();
+          return undefined;
+        }
+      } catch (err) {
+        client.release(true);
+        throw err;
+      }
+      return async () => {
+        // A connection that cannot unlock is dropped: the session, and its lock, end with it.
+        await client.query('SELECT pg_advisory_unlock($1)', [PRUNE_LOCK]).then(
+          () => client.release(),
+          () => client.release(true),
+        );
+      };
+    },
+
+    async stats() {
+      // Sizes from the catalog (no table scan); row counts are pg_class.reltuples, PostgreSQL's
+      // estimate as of the last (auto)VACUUM or ANALYZE, counted exactly only for a table never analysed yet.
+      const { rows } = await pool.query<{ name: (typeof TABLES)[number]; bytes: number; reltuples: number }>(
+        `SELECT t AS name, pg_total_relation_size(to_regclass(t))::bigint AS bytes, (SELECT reltuples FROM pg_class WHERE oid = to_regclass(t))::float8 AS reltuples
+         FROM unnest($1::text[]) AS t`,
+        [TABLES],
+      );
+      const counts = {} as Record<(typeof TABLES)[number], number>;
+      for (const r of rows) {
+        counts[r.name] = r.reltuples >= 0 ? Math.round(r.reltuples) : (await pool.query<{ n: number }>(`SELECT count(*)::bigint AS n FROM ${r.name}`)).rows[0]!.n;
+      }
+      return { bytes: rows.reduce((sum, r) => sum + Number(r.bytes), 0), rows: counts, estimated: true };
+    },
+
+    async exportEvents(filter) {
+      // Plain reads, a page at a time: no transaction held open on a running bridge's database.
+      const events = (
+        await pool.query<EventRow>('SELECT * FROM events WHERE seq > $1 AND ($2::timestamptz IS NULL OR received_at < $2) ORDER BY seq LIMIT $3', [
+          filter.cursor ? Number(filter.cursor) : 0,
+          filter.before ?? null,
+          filter.limit,
+        ])
+      ).rows;
+      const ids = events.map((e) => e.id);
+      const [jobs, attempts] = ids.length
+        ? await Promise.all([
+            pool.query<JobRow & { counted: boolean }>('SELECT * FROM jobs WHERE event_id = ANY($1) ORDER BY created_at, route', [ids]),
+            pool.query<AttemptRow>('SELECT * FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id = ANY($1)) ORDER BY job_id, n', [ids]),
+          ])
+        : [{ rows: [] }, { rows: [] }];
+      const items = exportLines(events, jobs.rows, attempts.rows);
+      return events.length === filter.limit ? { items, nextCursor: String(events.at(-1)!.seq) } : { items };
     },
 
     async subscribe(listener) {

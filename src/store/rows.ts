@@ -1,7 +1,7 @@
 // Row shapes and their mapping to the store's types, shared by SQLite (JSON kept as text)
 // and PostgreSQL (JSONB arrives parsed).
 import { isAssetRequest, type JobRequest, type RouteDecision } from '../route/route.js';
-import type { Activity, Attempt, AttemptOutcome, EventStatus, Job, JobState, JobUpdate, NewJob, StoredEvent } from './types.js';
+import type { Activity, Attempt, ExportedEvent, AttemptOutcome, EventStatus, Job, JobState, JobUpdate, NewJob, StoredEvent } from './types.js';
 import type { RunVerdict, SlaKind, TrackedRun } from '../track/run.js';
 import type { Block, BlockReason, Lineage } from '../guard/lineage.js';
 
@@ -141,6 +141,24 @@ export function runUpdateValues(verdict: RunVerdict, now: number): [string | nul
 /** Whether a verdict changes what is recorded (only then is it a change, reported once). */
 export function runChanged(run: TrackedRun, verdict: RunVerdict, wasOpen: boolean): boolean {
   return verdict.state !== run.state || verdict.startDate !== run.startDate || verdict.endDate !== run.endDate || verdict.open !== wasOpen;
+}
+
+/** Every column of a job, for export: the domain fields plus the lease and the breaker's flag. */
+export function toExportedJob(row: JobRow & { counted: number | boolean }): ExportedEvent['jobs'][number] {
+  return { ...toJob(row), leaseOwner: row.lease_owner, leaseUntil: row.lease_until, counted: Boolean(row.counted) };
+}
+
+/** Groups a page's rows into export lines, events in the order given. */
+export function exportLines(events: EventRow[], jobs: (JobRow & { counted: number | boolean })[], attempts: AttemptRow[]): ExportedEvent[] {
+  const jobsOf = new Map<string, ExportedEvent['jobs']>();
+  for (const j of jobs) jobsOf.set(j.event_id, [...(jobsOf.get(j.event_id) ?? []), toExportedJob(j)]);
+  const eventOfJob = new Map(jobs.map((j) => [j.id, j.event_id]));
+  const attemptsOf = new Map<string, Attempt[]>();
+  for (const a of attempts) {
+    const e = eventOfJob.get(a.job_id)!;
+    attemptsOf.set(e, [...(attemptsOf.get(e) ?? []), toAttempt(a)]);
+  }
+  return events.map((e) => ({ event: toEvent(e), jobs: jobsOf.get(e.id) ?? [], attempts: attemptsOf.get(e.id) ?? [] }));
 }
 
 export function toAttempt(row: AttemptRow): Attempt {

@@ -146,4 +146,17 @@ export const sqliteMigrations: readonly string[] = [
      next_retry_at   INTEGER,
      UNIQUE (notification_id, n)
    );`,
+  // Data lifecycle (issue 14): the delivery ids of pruned events, kept for retention.dedupe so
+  // a redelivery is still a duplicate; the readiness probe's row gets a blob that needs new
+  // pages on every commit (a small rolled-back insert never reaches the disk).
+  `CREATE TABLE dedupe_keys (
+     source      TEXT    NOT NULL,
+     delivery_id TEXT    NOT NULL,
+     id          TEXT    NOT NULL,
+     event_id    TEXT    NOT NULL,
+     pruned_at   INTEGER NOT NULL,
+     PRIMARY KEY (source, delivery_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX dedupe_keys_pruned_at ON dedupe_keys (pruned_at);
+   ALTER TABLE probe ADD COLUMN pad BLOB;`,
 ];

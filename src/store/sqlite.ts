@@ -6,12 +6,12 @@ import { fail, ok } from '../errors/result.js';
 import { judgeJob } from '../guard/breaker.js';
 import { groupCommit } from './group-commit.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
-import { activityOf, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
+import { activityOf, exportLines, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import { isFinal, type RunChange } from '../track/run.js';
 import { breakerCause, deadJobCause, runCauses, type EventIds, type Notifier, type NotifyCause } from '../notify/types.js';
 import { newNotificationValues, notificationUpdateValues, toNotification, toNotificationAttempt, type NotificationAttemptRow, type NotificationRow } from './notify-rows.js';
 import type { Result } from '../errors/result.js';
-import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store, StoreReason } from './types.js';
+import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store, StoreReason, StoreStats } from './types.js';
 
 export interface SqliteOptions {
   path: string;
@@ -23,9 +23,30 @@ export interface SqliteOptions {
    * Without it, opening the file would release the running bridge's leases.
    */
   readonly?: boolean;
+  /** Told about one-time maintenance at open (the VACUUM that turns on incremental auto-vacuum). */
+  log?: (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
 }
 
-const ROLLBACK = Symbol('rollback');
+/** How long a failed ingest or dispatch commit keeps readiness at 503 unless a commit succeeds after it. */
+export const FAILED_COMMIT_MEMORY_MS = 10_000;
+/** The readiness probe commits this many bytes: more than a page, so the commit needs new space. */
+const PROBE_BYTES = 8 * 1024;
+/**
+ * The blob is written at most this often: every probe appends pages to the WAL, and on a nearly
+ * full disk blobs polled every 250 ms would themselves eat the space that was just freed.
+ */
+const PROBE_TTL_MS = 2000;
+/** Free pages given back to the file system after each prune batch. */
+const VACUUM_PAGES = 2000;
+
+/**
+ * The one definition of "prunable" for an event row `e` (parameter @deadBefore): none of its
+ * jobs is pending, and none is a dead letter that died (last updated) at or after @deadBefore,
+ * so dead letters keep their event on their own clock. Done and blocked jobs do not hold it;
+ * an event without jobs (unrouted) is prunable too. A job whose Airflow run is still being
+ * tracked (run_open) keeps its event as well, until the run ends or the horizon passes.
+ */
+const PRUNABLE = `NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_id = e.id AND (j.state = 'pending' OR j.run_open = 1 OR (j.state = 'dead' AND j.updated_at >= @deadBefore)))`;
 
 /**
  * One process owns a SQLite file (several replicas use PostgreSQL), so leases left in the
@@ -47,6 +68,7 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   }
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   const db = new Database(options.path, { timeout: options.busyTimeoutMs });
+  incrementalAutoVacuum(db, options.log);
   db.pragma('journal_mode = WAL');
   // FULL: the WAL is fsynced on every commit, so a 2xx means the event survives power loss,
   // not just a crash of this process.
@@ -156,7 +178,35 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   const replay = db.prepare(
     "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?, done_at = NULL, block_reason = NULL WHERE id = ? AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
   );
-  const probe = db.prepare<[string]>('INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)');
+  // Committed, not rolled back: a rolled-back write never leaves the page cache, so it passes
+  // on a full disk. The blob is rewritten each time, so the commit appends new WAL frames.
+  const probe = db.prepare<[string, number]>('INSERT OR REPLACE INTO probe (id, at, pad) VALUES (1, ?, zeroblob(?))');
+  const probeTouch = db.prepare<[string]>('UPDATE probe SET at = ? WHERE id = 1');
+  const dedupeKey = db.prepare<[string, string], { id: string }>('SELECT id FROM dedupe_keys WHERE source = ? AND delivery_id = ?');
+  const pruneCandidates = db.prepare<{ eventsBefore: string; from: string; deadBefore: number; limit: number }, { id: string; received_at: string }>(
+    `SELECT e.id, e.received_at FROM events e
+     WHERE e.received_at < @eventsBefore AND e.received_at >= @from AND ${PRUNABLE}
+     ORDER BY e.received_at LIMIT @limit`,
+  );
+  const keepDeliveryIds = db.prepare<[number, string]>(
+    `INSERT INTO dedupe_keys (source, delivery_id, id, event_id, pruned_at)
+     SELECT source, delivery_id, id, event_id, ? FROM events WHERE id IN (SELECT value FROM json_each(?))
+     ON CONFLICT (source, delivery_id) DO UPDATE SET id = excluded.id, event_id = excluded.event_id, pruned_at = excluded.pruned_at`,
+  );
+  const deleteAttempts = db.prepare<[string]>('DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id IN (SELECT value FROM json_each(?)))');
+  const deleteJobs = db.prepare<[string]>('DELETE FROM jobs WHERE event_id IN (SELECT value FROM json_each(?))');
+  const deleteEvents = db.prepare<[string]>('DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))');
+  const expireDeliveryIds = db.prepare<[number, number]>(
+    'DELETE FROM dedupe_keys WHERE (source, delivery_id) IN (SELECT source, delivery_id FROM dedupe_keys WHERE pruned_at < ? LIMIT ?)',
+  );
+  const rowCount = Object.fromEntries((['events', 'jobs', 'attempts', 'dedupe_keys'] as const).map((t) => [t, db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${t}`)]));
+  const exportEventRows = db.prepare<[number, string | null, string | null, number], EventRow>(
+    'SELECT * FROM events WHERE seq > ? AND (? IS NULL OR received_at < ?) ORDER BY seq LIMIT ?',
+  );
+  const exportJobRows = db.prepare<[string], JobRow & { counted: number }>('SELECT * FROM jobs WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY created_at, route');
+  const exportAttemptRows = db.prepare<[string], AttemptRow>(
+    'SELECT * FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id IN (SELECT value FROM json_each(?))) ORDER BY job_id, n',
+  );
 
   // Notifications (DESIGN §8): written inside the transaction of their cause; (target, cause) unique.
   const insertNotification = db.prepare(
@@ -236,9 +286,24 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   // better-sqlite3 does on this thread). Each caller hears back only after the commit, so
   // "on disk before the answer" holds; if the commit fails, every caller in it gets the
   // failure and nothing of any of them is written.
-  const write = groupCommit(async (batch: (() => unknown)[]) => db.transaction(() => batch.map((run) => run())).immediate(), 1) as <T>(run: () => T) => Promise<T>;
+  const grouped = groupCommit(async (batch: (() => unknown)[]) => db.transaction(() => batch.map((run) => run())).immediate(), 1) as <T>(run: () => T) => Promise<T>;
+  // Readiness remembers how the last real commits went (a probe alone can be lucky).
+  let lastFailure: { at: number; message: string } | undefined;
+  let lastSuccess = 0;
+  let probedOk = 0;
+  const write = <T>(run: () => T): Promise<T> =>
+    grouped(run).then(
+      (value) => ((lastSuccess = Date.now()), value),
+      (err: Error) => {
+        lastFailure = { at: Date.now(), message: err.message };
+        throw err;
+      },
+    );
 
   const oneInsert = (e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Result<Inserted, StoreReason> => {
+    // A delivery whose event was pruned is still a duplicate while its id is kept.
+    const pruned = dedupeKey.get(e.source, e.deliveryId);
+    if (pruned) return ok({ id: pruned.id, duplicate: true, jobs: [], newLearnedEdge: false });
     const inserted = insertWithJobs(e, jobs, policy);
     if (inserted) return ok({ ...inserted, duplicate: false });
     const earlier = existing.get(e.source, e.deliveryId);
@@ -456,16 +521,74 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     },
 
     async checkWritable() {
+      // Every call commits: the blob at most every PROBE_TTL_MS (and after any failure), else
+      // one small row update (the write lock and a WAL frame).
+      const big = Date.now() - probedOk >= PROBE_TTL_MS;
       try {
-        // A real row write, rolled back: BEGIN alone succeeds even on a read-only file.
-        db.transaction(() => {
-          probe.run(new Date().toISOString());
-          throw ROLLBACK;
-        })();
+        if (big) probe.run(new Date().toISOString(), PROBE_BYTES);
+        else probeTouch.run(new Date().toISOString());
+        if (big) probedOk = Date.now();
       } catch (err) {
-        if (err !== ROLLBACK) return fail('store_unavailable', `SQLite: ${(err as Error).message}`);
+        probedOk = 0;
+        return fail('store_unavailable', `SQLite: ${(err as Error).message}`);
+      }
+      if (lastFailure && lastFailure.at >= lastSuccess && Date.now() - lastFailure.at < FAILED_COMMIT_MEMORY_MS) {
+        return fail('store_unavailable', `SQLite: the last commit failed ${Math.round((Date.now() - lastFailure.at) / 1000)}s ago: ${lastFailure.message}`);
       }
       return ok(true as const);
+    },
+
+    async pruneBatch(cutoffs, limit, from) {
+      // Its own short transaction, synchronous like every write here, so it never interleaves
+      // with a group commit; small batches keep the write lock (and this thread) briefly.
+      const deleted = db.transaction(() => {
+        const candidates = pruneCandidates.all({ eventsBefore: new Date(cutoffs.eventsBefore).toISOString(), from: from ?? '', deadBefore: cutoffs.deadBefore, limit });
+        const ids = JSON.stringify(candidates.map((c) => c.id));
+        if (candidates.length > 0) keepDeliveryIds.run(cutoffs.now, ids);
+        return {
+          counts: {
+            attempts: candidates.length > 0 ? deleteAttempts.run(ids).changes : 0,
+            jobs: candidates.length > 0 ? deleteJobs.run(ids).changes : 0,
+            events: candidates.length > 0 ? deleteEvents.run(ids).changes : 0,
+            dedupe_keys: expireDeliveryIds.run(cutoffs.dedupeBefore, limit).changes,
+          },
+          full: candidates.length === limit,
+          last: candidates.at(-1)?.received_at,
+        };
+      }).immediate();
+      // Freed pages go back to the file system (auto_vacuum = INCREMENTAL), a bounded step at a
+      // time, once they are more than a tenth of the file: below that the next inserts reuse them,
+      // and moving pages for nothing would cost each batch a second fsync'd commit.
+      if (deleted.counts.events + deleted.counts.dedupe_keys > 0) {
+        const free = db.pragma('freelist_count', { simple: true }) as number;
+        if (free > (db.pragma('page_count', { simple: true }) as number) / 10) db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+      }
+      return { deleted: deleted.counts, more: deleted.full || deleted.counts.dedupe_keys === limit, ...(deleted.last ? { from: deleted.last } : from ? { from } : {}) };
+    },
+
+    // Freed pages already went back after each batch (incremental_vacuum).
+    async reclaim() {
+      return undefined;
+    },
+
+    // One process owns a SQLite file: nobody to share pruning with.
+    async acquirePruneLock() {
+      return async () => {};
+    },
+
+    async stats() {
+      const pageCount = db.pragma('page_count', { simple: true }) as number;
+      const pageSize = db.pragma('page_size', { simple: true }) as number;
+      const rows = Object.fromEntries(Object.entries(rowCount).map(([t, q]) => [t, q.get()!.n])) as StoreStats['rows'];
+      return { bytes: pageCount * pageSize, rows, estimated: false };
+    },
+
+    async exportEvents(filter) {
+      const before = filter.before ? filter.before.toISOString() : null;
+      const events = exportEventRows.all(filter.cursor ? Number(filter.cursor) : 0, before, before, filter.limit);
+      const ids = JSON.stringify(events.map((e) => e.id));
+      const items = exportLines(events, events.length ? exportJobRows.all(ids) : [], events.length ? exportAttemptRows.all(ids) : []);
+      return events.length === filter.limit ? { items, nextCursor: String(events.at(-1)!.seq) } : { items };
     },
 
     async close() {
@@ -479,6 +602,29 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       };
     },
   };
+}
+
+/**
+ * `auto_vacuum = INCREMENTAL`, so pages freed by pruning can be given back to the file system
+ * (`PRAGMA incremental_vacuum` after each prune batch). A new file takes the setting before its
+ * first table; an existing file needs one VACUUM (a rewrite of the file, logged), done once.
+ */
+function incrementalAutoVacuum(db: Database.Database, log: SqliteOptions['log']): void {
+  const INCREMENTAL = 2;
+  if (db.pragma('auto_vacuum', { simple: true }) === INCREMENTAL) return;
+  db.pragma('auto_vacuum = INCREMENTAL');
+  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
+  if (tables === 0) return;
+  const started = Date.now();
+  const bytes = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+  log?.('info', 'store: one-time VACUUM to turn on incremental auto-vacuum (space freed by retention is given back)', { bytes });
+  try {
+    db.exec('VACUUM');
+    log?.('info', 'store: VACUUM done', { ms: Date.now() - started, bytes_after: (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number) });
+  } catch (err) {
+    // A full disk or a read-only file: the bridge still runs; the file reuses freed pages but does not shrink.
+    log?.('warn', `store: VACUUM failed, tried again at the next start: ${(err as Error).message}`);
+  }
 }
 
 function migrate(db: Database.Database): void {

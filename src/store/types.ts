@@ -172,6 +172,43 @@ export interface ClaimOptions {
   owner: string;
 }
 
+/** Times (ms) before which things may go, as of one prune round (src/lifecycle/pruner.ts). */
+export interface PruneCutoffs {
+  now: number;
+  /** Events received before this whose jobs are all done or blocked (or that have none). */
+  eventsBefore: number;
+  /** A dead job that died (last updated) before this no longer keeps its event. */
+  deadBefore: number;
+  /** Delivery ids of pruned events kept since before this are dropped. */
+  dedupeBefore: number;
+}
+
+/** One prune batch: one transaction (events with their jobs and attempts, and the dedupe copy, together). */
+export interface PruneBatch {
+  deleted: Record<PrunedTable, number>;
+  /** Another batch may find more (the batch was full). */
+  more: boolean;
+  /** Where the next batch of this round starts (received_at), so kept events are read once a round. */
+  from?: string;
+}
+
+export type PrunedTable = 'events' | 'jobs' | 'attempts' | 'dedupe_keys';
+
+export interface StoreStats {
+  /** SQLite: page_count × page_size of the main file; PostgreSQL: pg_total_relation_size of the bridge's tables. */
+  bytes: number;
+  rows: Record<PrunedTable, number>;
+  /** PostgreSQL reads row counts from pg_class.reltuples (as of the last VACUUM/ANALYZE). */
+  estimated: boolean;
+}
+
+/** One line of `planasonix-bridge export`: an event with every job and attempt. */
+export interface ExportedEvent {
+  event: StoredEvent;
+  jobs: (Job & { leaseOwner: string | null; leaseUntil: number | null; counted: boolean })[];
+  attempts: Attempt[];
+}
+
 /**
  * The one seam between the bridge and its database. Everything is async so that the
  * PostgreSQL implementation for several replicas fits the same shape.
@@ -244,7 +281,25 @@ export interface Store {
   resetBreaker(sourcePipeline: string, target: string, now: number): Promise<boolean>;
   /** The breaker's view of a pair right now (for explain). */
   pairState(sourcePipeline: string, target: string, now: number, windowMs: number): Promise<import('../guard/breaker.js').PairState>;
-  /** Resolves when a write could be committed now (readiness). */
+  /**
+   * Resolves when a write could be committed now (readiness): a committed probe write that
+   * needs new space, and no failed ingest or dispatch commit in the last few seconds without
+   * a successful one since.
+   */
   checkWritable(): Promise<Result<true, StoreReason>>;
+  /** Deletes up to `limit` prunable events (with jobs and attempts, keeping their delivery ids) and expired delivery ids, in one transaction. */
+  pruneBatch(cutoffs: PruneCutoffs, limit: number, from?: string): Promise<PruneBatch>;
+  /**
+   * After a prune round that deleted rows: makes the space reusable where the database would
+   * not by itself (PostgreSQL with autovacuum off: a plain VACUUM of the pruned tables).
+   * Returns what it did, for the log; undefined when nothing was needed.
+   */
+  reclaim(): Promise<string | undefined>;
+  /** The right to prune now, across replicas; undefined while another holds it. Call the result to give it back. */
+  acquirePruneLock(): Promise<(() => Promise<void>) | undefined>;
+  /** Size and rows, cheap enough for every scrape. */
+  stats(): Promise<StoreStats>;
+  /** Oldest first (by seq), received before `before` when given; `cursor` is the previous page's `nextCursor`. */
+  exportEvents(filter: { before?: Date; cursor?: string; limit: number }): Promise<Page<ExportedEvent>>;
   close(): Promise<void>;
 }

@@ -410,6 +410,11 @@ describe('console', () => {
     await expect.poll(() => instance.textContent()).toMatch(/Reachable\s*no/);
     expect(await page.getByRole('region', { name: 'dead jobs' }).textContent()).toContain('1');
     expect(await page.getByRole('heading', { level: 3, name: 'Last 15 minutes: 1 events received, 0 triggers accepted' }).count()).toBe(1);
+    // The store: its size, rows per table (one event, one job, one attempt) and the last prune.
+    expect(await page.getByRole('region', { name: 'store size' }).textContent()).toMatch(/size \(writable\)\d+ KB/);
+    expect(await page.getByRole('region', { name: 'events rows' }).textContent()).toBe('events rows1');
+    expect(await page.getByRole('region', { name: 'jobs rows' }).textContent()).toBe('jobs rows1');
+    expect(await page.getByRole('region', { name: 'last prune' }).textContent()).toBe('last prunenone yet on this replica');
     await screenshot(page, 'health');
     await page.evaluate("sessionStorage.setItem('bridge-admin-token', 'revoked')");
     await expect.poll(() => page.getByRole('alert').textContent(), { timeout: 10_000 }).toContain('Signed out: 401');

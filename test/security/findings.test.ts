@@ -137,7 +137,8 @@ describe('2. reloads really apply (or are refused with their path)', () => {
 
   it('covers every top-level key of the config schema', () => {
     expect(Object.keys(CASES).sort()).toEqual(Object.keys(configSchema.shape).sort());
-    expect(RESTART_ONLY.filter((p) => !p.includes('.')).sort()).toEqual(['metrics', 'store']);
+    expect(RESTART_ONLY.filter((p) => !p.includes('.')).sort()).toEqual(['metrics']);
+    expect(RESTART_ONLY.filter((p) => p.startsWith('store.')).sort()).toEqual(['store.busy_timeout', 'store.pool_size', 'store.url']);
   });
 
   for (const [key, c] of Object.entries(CASES)) {
@@ -167,6 +168,34 @@ describe('2. reloads really apply (or are refused with their path)', () => {
       }
     });
   }
+
+  it('store.retention applies live: the next prune round uses the reloaded retention (store.url and the rest stay restart-only)', async () => {
+    const dir = tempDir().dir;
+    const file = join(dir, 'bridge.yaml');
+    const withRetention = (retention: string) => `
+store: { url: "sqlite:${join(dir, 'bridge.db')}", retention: ${retention} }
+sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"] } } }`;
+    writeFileSync(file, withRetention('{ events: 30d }'));
+    const bridge = await bridgeOf(withRetention('{ events: 30d }'), { file });
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    const stored = await bridge.store.insertEvent(
+      { source: 'planasonix', deliveryId: 'm1', scheme: 'standard-webhooks', eventId: 'evt_1', type: 'run.succeeded', pipelineId: 'p', runId: 'r', headers: {}, body: Buffer.from('{}'), receivedAt: hourAgo, routing: [] },
+      [],
+      { breaker: { maxTriggers: 10, windowMs: 60_000 } },
+    );
+    expect(stored.ok).toBe(true);
+    expect((await bridge.pruner.runOnce())!.rows.events).toBe(0);
+    writeFileSync(file, withRetention('{ events: 1m, dedupe: 10m }'));
+    expect(await bridge.reloadFromFile()).toEqual({ ok: true, changed: ['store'] });
+    expect((await bridge.pruner.runOnce())!.rows).toEqual({ events: 1, jobs: 0, attempts: 0, dedupe_keys: 0 });
+    writeFileSync(file, withRetention('false'));
+    expect(await bridge.reloadFromFile()).toEqual({ ok: true, changed: ['store'] });
+    expect(await bridge.pruner.runOnce()).toBeUndefined();
+    // dedupe shorter than a source's tolerance (5m by default) is refused with its path.
+    writeFileSync(file, withRetention('{ dedupe: 1m }'));
+    const refused = await bridge.reloadFromFile();
+    expect(refused.ok === false && refused.problems.map((p) => p.path)).toEqual(['store.retention.dedupe']);
+  });
 
   it('removing admin: or changing its audience revokes tokens and JWTs at once; the console goes with it', async () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
@@ -312,7 +341,7 @@ describe('6. nothing internal without authentication; no default credentials', (
     expect(ready.body).toEqual({ status: 'ready', reasons: ['airflow_unreachable'] });
     const status = await request(bridge.app).get('/v1/status').set('authorization', `Bearer ${ADMIN}`);
     expect(status.body.airflow.default).toMatchObject({ reachable: false, detail: expect.stringMatching(/ECONNREFUSED|connect/) });
-    expect(status.body.store).toEqual({ writable: true, detail: 'ok' });
+    expect(status.body.store).toMatchObject({ writable: true, detail: 'ok', rows: { events: expect.any(Number) }, last_prune: null });
     // A store that cannot commit (another process holds the write lock): 503 with the code,
     // not the database's error text.
     const blocker = new Database(join(dir, 'bridge.db'));

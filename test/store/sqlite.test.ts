@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/store/sqlite.js';
@@ -79,6 +80,32 @@ describe('SQLite store', () => {
     await second.close();
   });
 
+  it('space freed by pruning goes back to the file system (auto_vacuum incremental); an old file is vacuumed once at open', async () => {
+    const path = dbFile();
+    mkdirSync(dirname(path), { recursive: true });
+    const old = new Database(path);
+    old.exec('CREATE TABLE leftover (x)'); // a file from before: auto_vacuum none, with a table
+    expect(old.pragma('auto_vacuum', { simple: true })).toBe(0);
+    old.close();
+    const logged: string[] = [];
+    const store = openSqliteStore({ path, busyTimeoutMs: 100, log: (_level, message) => logged.push(message) });
+    expect(logged).toEqual([expect.stringContaining('one-time VACUUM'), 'store: VACUUM done']);
+    const body = Buffer.alloc(3000, 'x');
+    for (let k = 0; k < 4; k++) await Promise.all(Array.from({ length: 500 }, (_, i) => store.insertEvent({ ...event(`d${k}_${i}`), body, receivedAt: new Date(Date.now() - 3_600_000) }, [], POLICY)));
+    const before = (await store.stats()).bytes;
+    let from: string | undefined;
+    for (let more = true; more; ) {
+      const now = Date.now();
+      ({ more, from } = await store.pruneBatch({ now, eventsBefore: now - 60_000, deadBefore: now, dedupeBefore: 0 }, 500, from));
+    }
+    const after = (await store.stats()).bytes;
+    expect((await store.stats()).rows.events).toBe(0);
+    expect(after).toBeLessThan(before / 3);
+    await store.close();
+    await openSqliteStore({ path, busyTimeoutMs: 100, log: (_l, m) => logged.push(m) }).close();
+    expect(logged).toHaveLength(2); // not again
+  });
+
   it('refuses a database written by a newer bridge', () => {
     const path = dbFile();
     openSqliteStore({ path, busyTimeoutMs: 100 }).close();
@@ -99,6 +126,10 @@ describe('SQLite store', () => {
     blocker.exec('ROLLBACK');
     expect(blocker.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: 0 });
     blocker.close();
+    // The probe commits again, but the failed ingest commit is remembered until a real
+    // commit succeeds (or FAILED_COMMIT_MEMORY_MS passes): a lucky probe is not proof.
+    expect(await store.checkWritable()).toMatchObject({ ok: false, error: { message: /the last commit failed .*database is locked/ } });
+    expect(await store.insertEvent(event('d1'), [], POLICY)).toMatchObject({ ok: true });
     expect(await store.checkWritable()).toEqual({ ok: true, value: true });
     await store.close();
   });

@@ -116,4 +116,12 @@ export interface Status {
   airflow: Record<string, { reachable: boolean; detail: string; circuit: string }>;
   queue: Record<'pending' | 'done' | 'dead' | 'blocked', number>;
   activity: { minute: string; received: number; triggered: number }[];
+  store: {
+    writable: boolean;
+    detail: string;
+    bytes?: number;
+    rows?: Record<'events' | 'jobs' | 'attempts' | 'dedupe_keys', number>;
+    rows_estimated?: boolean;
+    last_prune: { at: string; rows: Record<'events' | 'jobs' | 'attempts' | 'dedupe_keys', number>; batches: number; ms: number } | null;
+  };
 }

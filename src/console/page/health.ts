@@ -32,6 +32,7 @@ function parts(st: Status): HTMLElement[] {
         h('section', { class: 'card', 'aria-label': `Airflow instance ${name}` }, h('h4', { text: name }), h('dl', {}, h('dt', { text: 'Reachable' }), h('dd', {}, badge(a.reachable ? 'yes' : 'no'), ' ', h('span', { class: 'muted', text: a.detail })), h('dt', { text: 'Circuit' }), h('dd', {}, badge(a.circuit)))),
       ),
     ),
+    ...storeParts(st.store),
     h('h3', { text: 'Queue' }),
     h('div', { class: 'grid' }, ...(['pending', 'done', 'dead', 'blocked'] as const).map((k) => h('section', { class: 'card', 'aria-label': `${k} jobs` }, h('div', { class: 'muted', text: k }), h('div', { class: 'big', text: String(st.queue[k]) })))),
     h('h3', { text: `Last ${minutes.length} minutes: ${total('received')} events received, ${total('triggered')} triggers accepted` }),
@@ -42,6 +43,31 @@ function parts(st: Status): HTMLElement[] {
     ),
     h('p', { class: 'legend' }, h('span', {}, 'blue: events received'), h('span', {}, 'green: triggers accepted by Airflow')),
   ];
+}
+
+/** Size, rows per table and the last retention round (README "Retention and storage size"). */
+function storeParts(store: Status['store']): HTMLElement[] {
+  const prune = store.last_prune;
+  const approx = store.rows_estimated ? '≈ ' : '';
+  return [
+    h('h3', { text: 'Store' }),
+    h(
+      'div',
+      { class: 'grid' },
+      h('section', { class: 'card', 'aria-label': 'store size' }, h('div', { class: 'muted', text: store.writable ? 'size (writable)' : 'size (not writable)' }), h('div', { class: 'big', text: store.bytes === undefined ? '?' : megabytes(store.bytes) }), ...(store.writable ? [] : [h('div', { class: 'muted', text: store.detail })])),
+      ...Object.entries(store.rows ?? {}).map(([table, n]) => h('section', { class: 'card', 'aria-label': `${table} rows` }, h('div', { class: 'muted', text: `${table} rows` }), h('div', { class: 'big', text: `${approx}${n}` }))),
+      h(
+        'section',
+        { class: 'card', 'aria-label': 'last prune' },
+        h('div', { class: 'muted', text: 'last prune' }),
+        h('div', { text: prune ? `${new Date(prune.at).toLocaleString()}: ${prune.rows.events} events, ${prune.rows.jobs} jobs, ${prune.rows.attempts} attempts, ${prune.rows.dedupe_keys} expired delivery ids (${prune.ms} ms)` : 'none yet on this replica' }),
+      ),
+    ),
+  ];
+}
+
+function megabytes(n: number): string {
+  return n < 1024 * 1024 ? `${(n / 1024).toFixed(0)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
 /** Heights through the CSSOM: the page's CSP refuses inline style attributes. */
