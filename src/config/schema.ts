@@ -134,6 +134,16 @@ const source = z.strictObject({
 
 const sqliteUrl = /^sqlite:(.+)$/;
 
+/** Backoff of an outbox (triggers and notifications): the same shape and defaults for both. */
+const retry = z
+  .strictObject({
+    max_attempts: integer(1).default(10),
+    initial_delay: duration.pipe(z.number().min(10, 'at least 10ms')).default(1_000),
+    max_delay: duration.default(300_000),
+  })
+  .refine((r) => r.max_delay >= r.initial_delay, { message: 'max_delay must not be below initial_delay', path: ['max_delay'] })
+  .prefault({});
+
 // --- Airflow instances --------------------------------------------------------------
 
 const airflowAuth = z.discriminatedUnion('type', [
@@ -150,14 +160,7 @@ const airflowInstance = z.strictObject({
   /** Per request: connect, headers and body each. 0 would switch undici's timeouts off. */
   timeout: duration.pipe(z.number().min(100, 'at least 100ms')).default(10_000),
   max_in_flight: integer(1).default(8),
-  retry: z
-    .strictObject({
-      max_attempts: integer(1).default(10),
-      initial_delay: duration.pipe(z.number().min(10, 'at least 10ms')).default(1_000),
-      max_delay: duration.default(300_000),
-    })
-    .refine((r) => r.max_delay >= r.initial_delay, { message: 'max_delay must not be below initial_delay', path: ['max_delay'] })
-    .prefault({}),
+  retry,
   circuit_breaker: z
     .strictObject({
       failures: integer(1).default(5),
@@ -306,14 +309,7 @@ const notifyTarget = z.strictObject({
     .transform((types) => types as (typeof NOTIFY_TYPES)[number][]),
   /** Only notifications about these routes' jobs (breaker openings included); all when absent. */
   routes: z.array(nonEmpty).optional(),
-  retry: z
-    .strictObject({
-      max_attempts: integer(1).default(10),
-      initial_delay: duration.pipe(z.number().min(10, 'at least 10ms')).default(1_000),
-      max_delay: duration.default(300_000),
-    })
-    .refine((r) => r.max_delay >= r.initial_delay, { message: 'max_delay must not be below initial_delay', path: ['max_delay'] })
-    .prefault({}),
+  retry,
   timeout: duration.pipe(z.number().min(100, 'at least 100ms')).default(10_000),
   circuit_breaker: z.strictObject({ failures: integer(1).default(5), cooldown: duration.default(30_000) }).prefault({}),
 });
