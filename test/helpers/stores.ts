@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { afterEach } from 'vitest';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openPostgresStore } from '../../src/store/postgres.js';
@@ -51,3 +52,28 @@ export const STORE_KINDS: StoreKind[] = [
     },
   },
 ];
+
+/**
+ * `open()` gives a fresh store of `kind` and `again()` another instance on the same location
+ * (a second replica, a restart); all are closed and the location removed after each test.
+ */
+export function storesOf(kind: StoreKind, clock: () => number): () => Promise<{ store: Store; again: () => Promise<Store> }> {
+  let cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.reverse()) await c();
+    cleanups = [];
+  });
+  return async () => {
+    const location = await kind.fresh();
+    const store = await location.open(clock);
+    cleanups.push(location.cleanup, () => store.close());
+    return {
+      store,
+      again: async () => {
+        const other = await location.open(clock);
+        cleanups.push(() => other.close());
+        return other;
+      },
+    };
+  };
+}

@@ -1,9 +1,9 @@
 // Notifications in the store contract (DESIGN §8): each row is written by its cause's
 // transaction, and (target, cause) is unique, so a cause recorded again — after a restart,
 // through a second replica, after a replay — gives no second notification.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { IngestPolicy, NewEvent, NewJob, Store } from '../../src/store/types.js';
-import { STORE_KINDS } from '../helpers/stores.js';
+import { STORE_KINDS, storesOf } from '../helpers/stores.js';
 import { notifierFor } from '../../src/notify/notifier.js';
 import { NOTIFY_TYPES } from '../../src/notify/types.js';
 import { judgeRun } from '../../src/track/run.js';
@@ -25,24 +25,8 @@ const attempt = (now: number) => ({ startedAt: now, durationMs: 1, httpStatus: 5
 describe.each(STORE_KINDS)('notifications in the store: $name', (kind) => {
   let now = Date.parse('2026-12-01T00:00:00Z');
   const clock = () => now;
-  let cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.reverse()) await c();
-    cleanups = [];
-  });
-  async function open(): Promise<{ store: Store; again: () => Promise<Store> }> {
-    const location = await kind.fresh();
-    const store = await location.open(clock);
-    cleanups.push(location.cleanup, () => store.close());
-    return {
-      store,
-      again: async () => {
-        const other = await location.open(clock);
-        cleanups.push(() => other.close());
-        return other;
-      },
-    };
-  }
+  // Closed after each test: every store opened, then its location.
+  const open = storesOf(kind, clock);
   const settle = async (store: Store, route = 'r', dagId = 'dag_a', run = true) => {
     const r = await store.insertEvent(event(), [job(route, dagId)], POLICY);
     if (!r.ok) throw new Error(r.error.message);

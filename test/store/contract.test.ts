@@ -1,7 +1,7 @@
 // The store contract: the same behaviour from SQLite (one process) and PostgreSQL (replicas).
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { IngestPolicy, NewEvent, NewJob, Store } from '../../src/store/types.js';
-import { STORE_KINDS } from '../helpers/stores.js';
+import { STORE_KINDS, storesOf } from '../helpers/stores.js';
 
 const POLICY: IngestPolicy = { breaker: { maxTriggers: 3, windowMs: 60_000 } };
 const NO_BREAKER: IngestPolicy = { breaker: { maxTriggers: 1_000_000, windowMs: 60_000 } };
@@ -18,24 +18,8 @@ const event = (deliveryId = `d${++n}`, source = 'planasonix'): NewEvent => ({
 describe.each(STORE_KINDS)('store contract: $name', (kind) => {
   let now = Date.parse('2026-12-01T00:00:00Z');
   const clock = () => now;
-  let cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    for (const c of cleanups.reverse()) await c();
-    cleanups = [];
-  });
-  async function open(): Promise<{ store: Store; again: () => Promise<Store> }> {
-    const location = await kind.fresh();
-    const store = await location.open(clock);
-    cleanups.push(location.cleanup, () => store.close());
-    return {
-      store,
-      again: async () => {
-        const other = await location.open(clock);
-        cleanups.push(() => other.close());
-        return other;
-      },
-    };
-  }
+  // Closed after each test: every store opened, then its location.
+  const open = storesOf(kind, clock);
 
   it('stores exact bytes, dedupes on (source, delivery id), reads back', async () => {
     const { store } = await open();
