@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
-import express, { type Express } from 'express';
+import express from 'express';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config/schema.js';
-import { createApp, metricsHandler, type Live } from './ingress/app.js';
+import { createApp, metricsHandler, type App, type Live } from './ingress/app.js';
 import { buildSources } from './ingress/sources.js';
 import type { Logger } from './log/logger.js';
 import { openStore } from './store/open.js';
@@ -36,7 +36,7 @@ export type StartResult = { ok: true; running: Running } | { ok: false; problems
 
 /** Everything but the listening socket: what `serve` runs and what end-to-end tests drive. */
 export interface Bridge {
-  app: Express;
+  app: App;
   store: Store;
   dispatcher: Dispatcher;
   tracker: Tracker;

@@ -2,6 +2,7 @@ import type { RequestHandler } from 'express';
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { ADMIN_TOKEN_MIN, type Config } from '../config/schema.js';
 import { sendProblem } from '../ingress/problems.js';
+import { requestLog } from '../ingress/trace.js';
 import { equalStrings } from '../verify/crypto.js';
 
 /** Tokens from BRIDGE_ADMIN_TOKEN, comma-separated so one can be rotated while the other works. */
@@ -52,7 +53,7 @@ export function adminAuth(envTokens: readonly string[], admin: () => Config['adm
         await jwtVerify(given, keysFor(jwt.jwks_url), { issuer: jwt.issuer, audience: jwt.audience, clockTolerance: 30, requiredClaims: ['exp'] });
         return next();
       } catch (err) {
-        req.log?.warn({ reason: (err as Error).message }, 'admin JWT refused');
+        requestLog(req)?.warn({ reason: (err as Error).message }, 'admin JWT refused');
         return deny('the bearer token is not valid');
       }
     }

@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
-import { pinoHttp } from 'pino-http';
+import proxyAddr from 'proxy-addr';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Store } from '../store/types.js';
@@ -12,9 +11,10 @@ import { adminRouter, type AdminDeps } from '../admin/routes.js';
 import openapi from '../openapi.json' with { type: 'json' };
 import { consoleRouter } from '../console/serve.js';
 import { createMetrics, type Metrics } from '../metrics/metrics.js';
-import { sendProblem } from './problems.js';
+import { bodyProblem, sendProblem } from './problems.js';
 import type { Source } from './sources.js';
-import { webhookHandlers } from './webhook.js';
+import { accessLog, requestLog } from './trace.js';
+import { webhookHandler, type WebhookHandler } from './webhook.js';
 import { pushRouter, type PushDeps } from '../track/push.js';
 
 /** The part of the bridge a reload swaps: read per request, never cached by handlers. */
@@ -47,9 +47,10 @@ export interface AppDeps {
   recordRuns?: PushDeps['record'];
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A request listener (for node:http, or supertest), `listen` like express's, and the express app behind it (for what walks its routes). */
+export type App = RequestListener & { listen(port: number, host: string, done?: (err?: Error) => void): Server; express: Express };
 
-export function createApp(deps: AppDeps): Express {
+export function createApp(deps: AppDeps): App {
   const clock = deps.clock ?? Date.now;
   const metrics = deps.metrics ?? createMetrics();
   const app = express();
@@ -59,44 +60,6 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   // Fixed at start, like the listening address: a reload that changes it is refused.
   app.set('trust proxy', deps.live().config.server.trust_proxy);
-
-  app.use(
-    pinoHttp({
-      logger: deps.logger,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-        res.setHeader('x-request-id', id);
-        return id;
-      },
-      // Only what helps to follow a delivery; headers are left out because they carry signatures.
-      serializers: {
-        req: (req: { id: string; method: string; url: string; remoteAddress?: string }) => ({ id: req.id, method: req.method, url: req.url, remote: req.remoteAddress }),
-        res: (res: { statusCode: number }) => ({ status: res.statusCode }),
-      },
-      customProps: ((_req: IncomingMessage, res: ServerResponse) => {
-        const l = (res as unknown as { locals?: Record<string, unknown> }).locals ?? {};
-        const props = {
-          source: l.source,
-          delivery_id: l.deliveryId,
-          ...(l.deliveryId === undefined && l.deliveryIdUnverified !== undefined ? { delivery_id_unverified: l.deliveryIdUnverified } : {}),
-          event_id: l.eventId,
-          stored_id: l.storedId,
-          outcome: l.outcome,
-          detail: l.detail,
-          routes: l.routes,
-        };
-        // pino-http also calls this when the request starts, where nothing is set yet, and
-        // makes a child logger of the answer (all undefined, so it logs nothing): undefined
-        // skips that child, which is a third of the per-request logging cost. Same output.
-        return Object.values(props).some((v) => v !== undefined) ? props : undefined;
-      }) as (req: IncomingMessage, res: ServerResponse) => object,
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-      customSuccessMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
-      customErrorMessage: (req, res) => `${req.method} ${req.url} ${res.statusCode}`,
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
-    }),
-  );
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -112,24 +75,13 @@ export function createApp(deps: AppDeps): Express {
     if (reasons.join() !== lastReasons) {
       lastReasons = reasons.join();
       const detail = { reasons, ...(store.ok ? {} : { store: store.error.message }), ...(unreachable.length > 0 ? { airflow: Object.fromEntries(unreachable) } : {}) };
-      if (reasons.length > 0) req.log.warn(detail, `readiness: ${reasons.join(', ')}`);
-      else req.log.info(detail, 'readiness: ready');
+      if (reasons.length > 0) deps.logger.warn(detail, `readiness: ${reasons.join(', ')}`);
+      else deps.logger.info(detail, 'readiness: ready');
     }
     res.status(store.ok ? 200 : 503).json({ status: store.ok ? 'ready' : 'not_ready', reasons });
   });
 
   if (!deps.metricsElsewhere) app.get('/metrics', metricsHandler(metrics, deps.beforeScrape));
-
-  // One count per webhook answer, by source and outcome; rejections also by reason.
-  app.use((_req, res, next) => {
-    res.on('finish', () => {
-      const { source, outcome } = res.locals as { source?: string; outcome?: string };
-      if (!source || !outcome) return;
-      metrics.webhooksReceived.inc({ source, outcome });
-      if (res.statusCode >= 400) metrics.webhooksRejected.inc({ reason: outcome });
-    });
-    next();
-  });
 
   const auth = adminAuth(deps.adminTokens ?? [], () => deps.live().config.admin);
   app.use('/v1', adminRouter({ auth, config: () => deps.live().config, store: deps.store, clock, ...deps.admin, airflowHealth: deps.airflowHealth }));
@@ -141,28 +93,41 @@ export function createApp(deps: AppDeps): Express {
   });
 
   // Webhook routes follow the live config: a reload can add, move or remove a source.
-  const webhookDeps = { store: deps.store, clock, config: () => deps.live().config, metrics, onJobs: deps.onJobs ?? (() => {}), ...(deps.rateLimitRedis ? { rateLimitRedis: deps.rateLimitRedis } : {}) };
-  const chains = new Map<string, { key: string; handlers: RequestHandler[] }>();
-  let built: { live: Live; router: Router } | undefined;
-  const webhooks = (): Router => {
+  const trust = app.get('trust proxy fn') as Parameters<typeof proxyAddr>[1];
+  const webhookDeps = {
+    store: deps.store,
+    clock,
+    config: () => deps.live().config,
+    metrics,
+    logger: deps.logger,
+    clientAddress: (req: IncomingMessage) => proxyAddr(req, trust),
+    onJobs: deps.onJobs ?? (() => {}),
+    ...(deps.rateLimitRedis ? { rateLimitRedis: deps.rateLimitRedis } : {}),
+  };
+  const handlers = new Map<string, { key: string; handle: WebhookHandler }>();
+  let built: { live: Live; router: Router; byPath: Map<string, WebhookHandler> } | undefined;
+  const webhooks = () => {
     const live = deps.live();
-    if (built?.live === live) return built.router;
+    if (built?.live === live) return built;
     const router = Router();
+    const byPath = new Map<string, WebhookHandler>();
     for (const source of live.sources) {
-      // An unchanged source keeps its chain, so its rate-limit counts survive the reload.
+      // An unchanged source keeps its handler, so its rate-limit counts survive the reload.
       const key = JSON.stringify([source.config, live.config.server.body_limit, live.config.server.rate_limit, live.config.server.unverified_limit]);
-      let chain = chains.get(source.name);
-      if (chain?.key !== key) chains.set(source.name, (chain = { key, handlers: webhookHandlers(source, { ...webhookDeps, server: live.config.server }) }));
-      router.post(source.config.path, ...chain.handlers);
+      let handler = handlers.get(source.name);
+      if (handler?.key !== key) handlers.set(source.name, (handler = { key, handle: webhookHandler(source, { ...webhookDeps, server: live.config.server }) }));
+      const handle = handler.handle;
+      byPath.set(source.config.path, handle);
+      router.post(source.config.path, (req, res, next) => handle(req, res).catch(next));
       router.all(source.config.path, (_req, res) => {
         res.setHeader('allow', 'POST');
         sendProblem(res, 'method_not_allowed', 'webhooks are delivered with POST');
       });
     }
-    built = { live, router };
-    return router;
+    built = { live, router, byPath };
+    return built;
   };
-  app.use((req, res, next) => webhooks()(req, res, next));
+  app.use((req, res, next) => webhooks().router(req, res, next));
   // The Airflow plugin's pushes follow the live config too.
   let pushes: { config: Config; router: Router } | undefined;
   app.use((req, res, next) => {
@@ -173,9 +138,41 @@ export function createApp(deps: AppDeps): Express {
   });
 
   app.use((req, res) => sendProblem(res, 'not_found', `no route for ${req.method} ${req.path}`));
-  app.use(errorHandler);
-  return app;
+  app.use(errorHandler(deps.logger));
+
+  const log = accessLog(deps.logger, metrics);
+  const handle: RequestListener = (req, res) => {
+    log(req, res);
+    // A delivery to a source's exact path skips express (its routing and request set-up);
+    // everything else, webhooks at a variant of the path included, goes through it.
+    const webhook = req.method === 'POST' ? webhooks().byPath.get(pathOf(req.url)) : undefined;
+    if (!webhook) return void app(req, res);
+    webhook(req, res).catch((err: unknown) => unhandled(err, req, res, deps.logger));
+  };
+  return Object.assign(handle, {
+    express: app,
+    listen: (port: number, host: string, done?: (err?: Error) => void) => {
+      const server = createServer(handle);
+      if (!done) return server.listen(port, host);
+      server.once('error', done);
+      return server.listen(port, host, () => {
+        server.off('error', done);
+        done();
+      });
+    },
+  });
 }
+
+const pathOf = (url = '/'): string => {
+  const q = url.indexOf('?');
+  return q < 0 ? url : url.slice(0, q);
+};
+
+function unhandled(err: unknown, req: IncomingMessage, res: ServerResponse, logger: Logger): void {
+  (requestLog(req) ?? logger).error({ err }, 'unhandled error');
+  if (!res.headersSent) sendProblem(res, 'internal_error', 'internal error; see the bridge logs for this request id');
+}
+
 
 export function metricsHandler(metrics: Metrics, beforeScrape?: () => Promise<void>): RequestHandler {
   return async (_req, res) => {
@@ -185,17 +182,11 @@ export function metricsHandler(metrics: Metrics, beforeScrape?: () => Promise<vo
 }
 
 // body-parser's errors carry a `type`; anything else is a bug and is logged with its stack.
-const errorHandler: ErrorRequestHandler = (err: { type?: string; status?: number; message?: string }, req, res, _next) => {
-  if (res.headersSent) return;
-  switch (err.type) {
-    case 'entity.too.large':
-      return sendProblem(res, 'body_too_large', `body is larger than the ${(err as { limit?: number }).limit ?? ''} byte limit`);
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return sendProblem(res, 'unsupported_media_type', err.message ?? 'unsupported encoding');
-  }
-  // Any other client-side body error (aborted upload, wrong length) is the sender's, not ours.
-  if (err.type && (err.status ?? 500) < 500) return sendProblem(res, 'bad_request', err.message ?? 'unreadable body');
-  req.log.error({ err }, 'unhandled error');
-  sendProblem(res, 'internal_error', 'internal error; see the bridge logs for this request id');
-};
+const errorHandler =
+  (logger: Logger): ErrorRequestHandler =>
+  (err: { type?: string; status?: number; message?: string }, req, res, _next) => {
+    if (res.headersSent) return;
+    const problem = bodyProblem(err);
+    if (problem) return sendProblem(res, problem.reason, problem.message);
+    unhandled(err, req, res, logger);
+  };

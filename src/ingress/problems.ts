@@ -1,7 +1,8 @@
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import type { EventReason } from '../event/schema.js';
 import type { StoreReason } from '../store/types.js';
 import type { VerifyReason } from '../verify/types.js';
+import { traceOf } from './trace.js';
 
 export type IngressReason =
   | VerifyReason
@@ -39,8 +40,35 @@ export const STATUS: Record<IngressReason, number> = {
   verifier_unavailable: 503,
 };
 
-export function sendProblem(res: Response, reason: IngressReason, message: string, cause?: string): void {
-  res.locals.outcome = reason;
-  res.locals.detail = cause === undefined ? message : `${message} (${cause})`;
-  res.status(STATUS[reason]).json({ error: reason, message });
+/** JSON the way express's `res.json` sends it, on any response (the webhook path has no express). */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+export function sendProblem(res: ServerResponse, reason: IngressReason, message: string, cause?: string): void {
+  const trace = traceOf(res);
+  trace.outcome = reason;
+  trace.detail = cause === undefined ? message : `${message} (${cause})`;
+  sendJson(res, STATUS[reason], { error: reason, message });
+}
+
+/**
+ * A body that could not be read (raw-body's and body-parser's errors carry a `type`), as the
+ * problem to answer; undefined for anything else, which is a bug.
+ */
+export function bodyProblem(err: { type?: string; status?: number; message?: string; limit?: number }): { reason: IngressReason; message: string } | undefined {
+  switch (err.type) {
+    case 'entity.too.large':
+      return { reason: 'body_too_large', message: `body is larger than the ${err.limit ?? ''} byte limit` };
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return { reason: 'unsupported_media_type', message: err.message ?? 'unsupported encoding' };
+  }
+  // Any other client-side body error (aborted upload, wrong length) is the sender's, not ours.
+  if (err.type && (err.status ?? 500) < 500) return { reason: 'bad_request', message: err.message ?? 'unreadable body' };
+  return undefined;
 }

@@ -2,6 +2,7 @@ import express, { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 import { sendProblem } from '../ingress/problems.js';
+import { traceOf } from '../ingress/trace.js';
 import { standardWebhooksVerifier } from '../verify/standard-webhooks.js';
 import type { Clock } from '../verify/types.js';
 import type { RunChange, RunObservation } from './run.js';
@@ -41,7 +42,7 @@ export function pushRouter(config: Config, deps: PushDeps): Router {
     if (!built.ok) continue; // refused at config load (sources.ts checks push secrets the same way)
     const verifier = built.verifier;
     const accept: RequestHandler = async (req, res) => {
-      res.locals.source = `airflow:${name}`;
+      traceOf(res).source = `airflow:${name}`;
       const body: Buffer = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const verified = await verifier({ body, headers: req.headers });
       if (!verified.ok) return sendProblem(res, verified.error.reason, verified.error.message);
@@ -55,7 +56,7 @@ export function pushRouter(config: Config, deps: PushDeps): Router {
       const d = parsed.data.data;
       const at = (iso: string | null | undefined) => (iso ? Date.parse(iso) : null);
       const changes = await deps.record(name, [{ dagId: d.dag_id, dagRunId: d.dag_run_id, state: d.state, startDate: at(d.start_date), endDate: at(d.end_date) }]);
-      res.locals.outcome = 'accepted';
+      traceOf(res).outcome = 'accepted';
       res.json({ recorded: changes.length });
     };
     router.post(pushPath(name, instance), express.raw({ type: () => true, limit: deps.bodyLimit, inflate: false }), accept);

@@ -299,7 +299,7 @@ describe('OpenAPI document', () => {
         if (layer.name === 'router' && layer.handle?.stack && layer.matchers?.[0]) walk(layer.handle.stack, prefix + '/v1');
       }
     };
-    walk((bridge.app as any).router.stack, '');
+    walk((bridge.app.express as any).router.stack, '');
     const documented = new Set(Object.entries(openapi.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`)));
     expect([...found].sort()).toEqual([...documented].sort());
   });
