@@ -12,13 +12,12 @@ export interface GuardReportDeps {
   metrics: Metrics;
 }
 
-/** After the commit: one warn line and a count per blocked job, and a cycle check when an edge was learned. */
+/**
+ * After the commit: one warn line and a count per blocked job, and a cycle check when an edge
+ * was learned. Why an event matched no route is on its access-log line (`why_not`).
+ */
 export async function reportGuard(plan: Plan, inserted: Inserted, eventId: string, deps: GuardReportDeps): Promise<void> {
   for (const warning of plan.warnings) deps.logger.warn({ event_id: eventId }, warning);
-  if (plan.jobs.length === 0) {
-    // Not an error, but the first thing someone asks: why did nothing run?
-    deps.logger.info({ event_id: eventId, why_not: Object.fromEntries(plan.decisions.map((d) => [d.route, d.reason])) }, 'event matched no route (stored as unrouted)');
-  }
   for (const job of inserted.jobs) {
     if (!job.block) continue;
     const planned = plan.jobs.find((j) => j.route === job.route);

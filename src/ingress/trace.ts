@@ -19,6 +19,8 @@ export interface Trace {
   outcome?: string;
   detail?: string;
   routes?: string[];
+  /** For an event no route took: the near misses and why each did not match (the first thing someone asks). */
+  whyNot?: Record<string, string | undefined>;
 }
 
 interface Traced {
@@ -77,6 +79,7 @@ export function accessLog(logger: Logger, metrics: Metrics): (req: IncomingMessa
         outcome,
         detail: trace.detail,
         routes: trace.routes,
+        why_not: trace.whyNot,
       };
       if (!res.writableFinished) logger.warn(fields, `${method} ${url} aborted by the client before the answer was sent`);
       else if (res.statusCode >= 500) logger.error(fields, `${method} ${url} ${res.statusCode}`);

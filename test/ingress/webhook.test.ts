@@ -298,6 +298,27 @@ sources:
     expect(lines[0]).toMatchObject({ source: 'planasonix', delivery_id: 'msg_logged', outcome: 'accepted', res: { status: 202 }, responseTime: expect.any(Number) });
     expect(JSON.stringify(lines[0])).not.toContain('webhook-signature');
   });
+
+  it("says on that one line why an event matched no route (the near misses), and nothing of it for a routed or duplicate one", async () => {
+    const yaml = `${BASIC_CONFIG}
+airflow: { default: { url: "http://127.0.0.1:9", auth: { type: none } } }
+routes:
+  - { name: failures, match: { pipeline_id: pl_8f2a9c1d4e, type: run.failed }, trigger: { dag_id: on_failure } }
+`;
+    const { app, logLines } = start({ yaml });
+    const send = async (event: Record<string, unknown>, id: string) => {
+      const body = JSON.stringify(event);
+      await request(app).post(PATH).set({ ...signed(body, { id }), 'x-request-id': id }).send(body);
+      return logLines.map((l) => JSON.parse(l)).filter((l) => l.req?.id === id && l.res);
+    };
+    const unrouted = await send(completionEvent(), 'msg_unrouted');
+    expect(unrouted).toHaveLength(1);
+    expect(unrouted[0]).toMatchObject({ outcome: 'accepted', routes: [], why_not: { failures: expect.stringContaining('type') } });
+    const routed = await send(completionEvent({ type: 'run.failed' }), 'msg_routed');
+    expect(routed[0]).toMatchObject({ outcome: 'accepted', routes: ['failures'] });
+    expect(routed[0].why_not).toBeUndefined();
+    expect(logLines.filter((l) => l.includes('matched no route'))).toEqual([]);
+  });
 });
 
 describe('health', () => {
