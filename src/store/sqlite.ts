@@ -9,9 +9,9 @@ import { sqliteMigrations } from './sqlite-migrations.js';
 import { activityOf, exportLines, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import { isFinal, type RunChange } from '../track/run.js';
 import { breakerCause, deadJobCause, runCauses, type EventIds, type Notifier, type NotifyCause } from '../notify/types.js';
-import { newNotificationValues, notificationUpdateValues, toNotification, toNotificationAttempt, type NotificationAttemptRow, type NotificationRow } from './notify-rows.js';
+import { FINISHED_NOTIFICATION, newNotificationValues, notificationUpdateValues, toNotification, toNotificationAttempt, type NotificationAttemptRow, type NotificationRow } from './notify-rows.js';
 import type { Result } from '../errors/result.js';
-import type { Inserted, IngestPolicy, JobState, NewEvent, NewJob, Store, StoreReason, StoreStats } from './types.js';
+import { PRUNED_TABLES, type Inserted, type IngestPolicy, type JobState, type NewEvent, type NewJob, type Store, type StoreReason, type StoreStats } from './types.js';
 
 export interface SqliteOptions {
   path: string;
@@ -199,7 +199,17 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   const expireDeliveryIds = db.prepare<[number, number]>(
     'DELETE FROM dedupe_keys WHERE (source, delivery_id) IN (SELECT source, delivery_id FROM dedupe_keys WHERE pruned_at < ? LIMIT ?)',
   );
-  const rowCount = Object.fromEntries((['events', 'jobs', 'attempts', 'dedupe_keys'] as const).map((t) => [t, db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${t}`)]));
+  const finishedNotifications = db.prepare<{ eventsBefore: number; deadBefore: number; limit: number }, { id: string }>(
+    `SELECT id FROM notifications WHERE ${FINISHED_NOTIFICATION('@eventsBefore', '@deadBefore')} LIMIT @limit`,
+  );
+  const deleteNotificationAttempts = db.prepare<[string]>('DELETE FROM notification_attempts WHERE notification_id IN (SELECT value FROM json_each(?))');
+  const deleteNotifications = db.prepare<[string]>('DELETE FROM notifications WHERE id IN (SELECT value FROM json_each(?))');
+  const pruneNotifications = (cutoffs: { eventsBefore: number; deadBefore: number }, limit: number) => {
+    const ids = JSON.stringify(finishedNotifications.all({ eventsBefore: cutoffs.eventsBefore, deadBefore: cutoffs.deadBefore, limit }).map((r) => r.id));
+    const notification_attempts = deleteNotificationAttempts.run(ids).changes;
+    return { notifications: deleteNotifications.run(ids).changes, notification_attempts };
+  };
+  const rowCount = Object.fromEntries(PRUNED_TABLES.map((t) => [t, db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${t}`)]));
   const exportEventRows = db.prepare<[number, string | null, string | null, number], EventRow>(
     'SELECT * FROM events WHERE seq > ? AND (? IS NULL OR received_at < ?) ORDER BY seq LIMIT ?',
   );
@@ -551,6 +561,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
             jobs: candidates.length > 0 ? deleteJobs.run(ids).changes : 0,
             events: candidates.length > 0 ? deleteEvents.run(ids).changes : 0,
             dedupe_keys: expireDeliveryIds.run(cutoffs.dedupeBefore, limit).changes,
+            ...pruneNotifications(cutoffs, limit),
           },
           full: candidates.length === limit,
           last: candidates.at(-1)?.received_at,
@@ -563,7 +574,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
         const free = db.pragma('freelist_count', { simple: true }) as number;
         if (free > (db.pragma('page_count', { simple: true }) as number) / 10) db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
       }
-      return { deleted: deleted.counts, more: deleted.full || deleted.counts.dedupe_keys === limit, ...(deleted.last ? { from: deleted.last } : from ? { from } : {}) };
+      return { deleted: deleted.counts, more: deleted.full || deleted.counts.dedupe_keys === limit || deleted.counts.notifications === limit, ...(deleted.last ? { from: deleted.last } : from ? { from } : {}) };
     },
 
     // Freed pages already went back after each batch (incremental_vacuum).
