@@ -19,6 +19,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { PRUNED_TABLES } from '../src/store/types.js';
 import { freshPostgresDatabase } from '../test/helpers/stores.js';
 import { percentile, printTable } from './table.js';
 
@@ -35,14 +36,24 @@ const EVENTS = option('--events') ?? 200_000;
 const RETENTION_S = 20;
 const MAX_IN_FLIGHT = 256;
 
-// An endpoint answering like Airflow 3's trigger: 200 with the run it was asked for.
+// An endpoint answering like Airflow 3: a trigger gets 200 with the run it asked for, and the
+// run tracker's list finds every run triggered since the last list finished (success), as runs
+// end in production. Without that, each routed event would stay tracked, so kept, until the
+// 7-day horizon and the store would grow by a fifth of the ingest rate.
+const triggered: { dag_run_id: string; at: string }[] = [];
 const sink = createServer((req, res) => {
   let raw = '';
   req.on('data', (d) => (raw += d));
   req.on('end', () => {
-    if (req.method === 'GET') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"is_paused":false}');
+    const json = (body: unknown) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if (req.method === 'GET') return json({ is_paused: false });
+    if (req.url?.endsWith('/dagRuns/list')) {
+      const runs = triggered.splice(0).map((r) => ({ dag_id: 'soak', dag_run_id: r.dag_run_id, state: 'success', queued_at: r.at, start_date: r.at, end_date: new Date().toISOString() }));
+      return json({ dag_runs: runs.reverse(), total_entries: runs.length });
+    }
     const runId = JSON.parse(raw).dag_run_id as string;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ dag_run_id: runId, dag_id: 'soak', state: 'queued', logical_date: null, conf: {} }));
+    triggered.push({ dag_run_id: runId, at: new Date().toISOString() });
+    json({ dag_run_id: runId, dag_id: 'soak', state: 'queued', logical_date: null, conf: {} });
   });
 });
 await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
@@ -55,6 +66,8 @@ interface Run {
   /** Bytes of the store now (SQLite: file + WAL; PostgreSQL: the bridge's tables). */
   size(): Promise<number>;
   detail(): Promise<string>;
+  /** Where the bytes are (PostgreSQL: per table heap, indexes, TOAST and dead rows), sampled every 10 s. */
+  breakdown?(): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -67,7 +80,7 @@ async function soak(run: Run) {
 store: { url: "${run.storeUrl}", retention: { events: ${RETENTION_S}s, dead: ${RETENTION_S}s, dedupe: ${RETENTION_S}s, interval: 1s } }
 log: { level: info }
 sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"], tolerance: 10s } } }
-airflow: { default: { url: "${sinkUrl}", auth: { type: none } } }
+airflow: { default: { url: "${sinkUrl}", auth: { type: none }, track: { interval: 2s } } }
 loop_guard: { breaker: { max_triggers: 100000000, window: 1m } }
 routes:
   - { name: soak, match: { pipeline_id: pl_routed }, trigger: { airflow: default, dag_id: soak } }
@@ -126,6 +139,8 @@ routes:
   };
   // Open loop at a steady rate: each 10 ms tick sends what the clock says is due.
   const sampler = setInterval(() => void Promise.all([run.size(), status()]).then(([bytes, st]) => samples.push({ t: (Date.now() - t0) / 1000, bytes, sent, ...st })), 1000);
+  const breakdowns: string[] = [];
+  const breaker = run.breakdown && setInterval(() => void run.breakdown!().then((b) => breakdowns.push(`${((Date.now() - t0) / 1000).toFixed(0)} s: ${b}`)), 10_000);
   await new Promise<void>((done) => {
     const tick = setInterval(() => {
       const due = Math.min(EVENTS, Math.floor(((Date.now() - t0) / 1000) * run.rate));
@@ -146,6 +161,7 @@ routes:
   // A few more rounds, so what is due at the end is pruned before the last sample.
   await new Promise((r) => setTimeout(r, 3000));
   clearInterval(sampler);
+  clearInterval(breaker);
   const endBytes = await run.size();
   const endStatus = await status();
   const seconds = (Date.now() - t0) / 1000;
@@ -191,6 +207,7 @@ routes:
     ],
   );
   process.stdout.write(`\n${detail}\n`);
+  if (breakdowns.length) process.stdout.write(`\nwhere the bytes are (MB heap + indexes + TOAST, dead rows):\n${breakdowns.join('\n')}\n`);
   process.stdout.write(`\nsamples (s: MB, events stored, jobs pending): ${samples.filter((_, i) => i % 10 === 0).map((s) => `${s.t.toFixed(0)}: ${mb(s.bytes)} ${s.events} ${s.pending}`).join('; ')}\n`);
 }
 
@@ -270,7 +287,7 @@ if (flag('--postgres')) {
   const db = await freshPostgresDatabase();
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
-  const tables = ['events', 'jobs', 'attempts', 'dedupe_keys'];
+  const tables = PRUNED_TABLES;
   const sizes = async () => {
     const { rows } = await client.query<{ t: string; bytes: string; n_dead: string | null; n_live: string | null }>(
       `SELECT t, pg_total_relation_size(to_regclass(t)) AS bytes, s.n_dead_tup AS n_dead, s.n_live_tup AS n_live
@@ -289,6 +306,15 @@ if (flag('--postgres')) {
       const vacuums = await client.query<{ relname: string; autovacuum_count: string }>('SELECT relname, autovacuum_count FROM pg_stat_user_tables WHERE relname = ANY($1)', [tables]);
       const av = new Map(vacuums.rows.map((r) => [r.relname, r.autovacuum_count]));
       return `PostgreSQL tables at the end: ${rows.map((r) => `${r.t} ${(Number(r.bytes) / 1024 / 1024).toFixed(1)} MB (live ${r.n_live}, dead ${r.n_dead}, autovacuums ${av.get(r.t) ?? 0})`).join('; ')}`;
+    },
+    breakdown: async () => {
+      const { rows } = await client.query<{ t: string; heap: string; indexes: string; total: string; n_dead: string | null }>(
+        `SELECT t, pg_relation_size(to_regclass(t)) AS heap, pg_indexes_size(to_regclass(t)) AS indexes, pg_total_relation_size(to_regclass(t)) AS total, s.n_dead_tup AS n_dead
+         FROM unnest($1::text[]) AS t LEFT JOIN pg_stat_user_tables s ON s.relname = t`,
+        [tables],
+      );
+      const mb = (b: string | number) => (Number(b) / 1024 / 1024).toFixed(1);
+      return rows.map((r) => `${r.t} ${mb(r.heap)}+${mb(r.indexes)}+${mb(Number(r.total) - Number(r.heap) - Number(r.indexes))} (${r.n_dead})`).join('; ');
     },
     cleanup: async () => {
       await client.end();

@@ -36,8 +36,12 @@ const PROBE_BYTES = 8 * 1024;
  * full disk blobs polled every 250 ms would themselves eat the space that was just freed.
  */
 const PROBE_TTL_MS = 2000;
-/** Free pages given back to the file system after each prune batch. */
-const VACUUM_PAGES = 2000;
+/**
+ * Free pages given back to the file system per prune batch, inside its transaction: 200 pages
+ * cost ~2 ms there (bench/retention.ts); 2,000 in a commit of their own cost ~34 ms plus a
+ * second fsync, on the thread ingest needs.
+ */
+const VACUUM_PAGES = 200;
 
 /**
  * The one definition of "prunable" for an event row `e` (parameter @deadBefore): none of its
@@ -208,6 +212,15 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     const ids = JSON.stringify(finishedNotifications.all({ eventsBefore: cutoffs.eventsBefore, deadBefore: cutoffs.deadBefore, limit }).map((r) => r.id));
     const notification_attempts = deleteNotificationAttempts.run(ids).changes;
     return { notifications: deleteNotifications.run(ids).changes, notification_attempts };
+  };
+  // Freed pages go back to the file system (auto_vacuum = INCREMENTAL) a small step per batch,
+  // once they are more than a tenth of the file (below that the next inserts reuse them); true
+  // while more than a tenth is still free, so the round goes on in steps with pauses between.
+  const free = () => (db.pragma('freelist_count', { simple: true }) as number) > (db.pragma('page_count', { simple: true }) as number) / 10;
+  const giveBackFreePages = () => {
+    if (!free()) return false;
+    db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
+    return free();
   };
   const rowCount = Object.fromEntries(PRUNED_TABLES.map((t) => [t, db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${t}`)]));
   const exportEventRows = db.prepare<[number, string | null, string | null, number], EventRow>(
@@ -551,33 +564,24 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     async pruneBatch(cutoffs, limit, from) {
       // Its own short transaction, synchronous like every write here, so it never interleaves
       // with a group commit; small batches keep the write lock (and this thread) briefly.
-      const deleted = db.transaction(() => {
+      const batch = db.transaction(() => {
         const candidates = pruneCandidates.all({ eventsBefore: new Date(cutoffs.eventsBefore).toISOString(), from: from ?? '', deadBefore: cutoffs.deadBefore, limit });
         const ids = JSON.stringify(candidates.map((c) => c.id));
         if (candidates.length > 0) keepDeliveryIds.run(cutoffs.now, ids);
-        return {
-          counts: {
-            attempts: candidates.length > 0 ? deleteAttempts.run(ids).changes : 0,
-            jobs: candidates.length > 0 ? deleteJobs.run(ids).changes : 0,
-            events: candidates.length > 0 ? deleteEvents.run(ids).changes : 0,
-            dedupe_keys: expireDeliveryIds.run(cutoffs.dedupeBefore, limit).changes,
-            ...pruneNotifications(cutoffs, limit),
-          },
-          full: candidates.length === limit,
-          last: candidates.at(-1)?.received_at,
+        const counts = {
+          attempts: candidates.length > 0 ? deleteAttempts.run(ids).changes : 0,
+          jobs: candidates.length > 0 ? deleteJobs.run(ids).changes : 0,
+          events: candidates.length > 0 ? deleteEvents.run(ids).changes : 0,
+          dedupe_keys: expireDeliveryIds.run(cutoffs.dedupeBefore, limit).changes,
+          ...pruneNotifications(cutoffs, limit),
         };
+        return { counts, full: candidates.length === limit, last: candidates.at(-1)?.received_at, moreFree: giveBackFreePages() };
       }).immediate();
-      // Freed pages go back to the file system (auto_vacuum = INCREMENTAL), a bounded step at a
-      // time, once they are more than a tenth of the file: below that the next inserts reuse them,
-      // and moving pages for nothing would cost each batch a second fsync'd commit.
-      if (deleted.counts.events + deleted.counts.dedupe_keys > 0) {
-        const free = db.pragma('freelist_count', { simple: true }) as number;
-        if (free > (db.pragma('page_count', { simple: true }) as number) / 10) db.pragma(`incremental_vacuum(${VACUUM_PAGES})`);
-      }
-      return { deleted: deleted.counts, more: deleted.full || deleted.counts.dedupe_keys === limit || deleted.counts.notifications === limit, ...(deleted.last ? { from: deleted.last } : from ? { from } : {}) };
+      const more = batch.full || batch.counts.dedupe_keys === limit || batch.counts.notifications === limit || batch.moreFree;
+      return { deleted: batch.counts, more, ...(batch.last ? { from: batch.last } : from ? { from } : {}) };
     },
 
-    // Freed pages already went back after each batch (incremental_vacuum).
+    // Freed pages already went back batch by batch (incremental_vacuum).
     async reclaim() {
       return undefined;
     },

@@ -186,7 +186,7 @@ export interface PruneCutoffs {
 /** One prune batch: one transaction (events with their jobs and attempts, and the dedupe copy, together). */
 export interface PruneBatch {
   deleted: Record<PrunedTable, number>;
-  /** Another batch may find more (the batch was full). */
+  /** Another batch may find more (the batch was full), or, on SQLite, has more free pages to give back. */
   more: boolean;
   /** Where the next batch of this round starts (received_at), so kept events are read once a round. */
   from?: string;
