@@ -9,12 +9,6 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { PRUNED_TABLES, type PrunedTable, type Store } from '../store/types.js';
 
-/**
- * Events per transaction: small, so a batch holds SQLite's write lock (and its thread) for
- * milliseconds. 100: ~11 ms a batch on SQLite, against ~35 ms (p90 47 ms) for 500, which showed
- * in the ingest tail (README "Retention and storage size").
- */
-export const PRUNE_BATCH = 100;
 /** Least pause between two batches; the pause is also at least as long as the batch took, so ingest gets at least half the time. */
 const MIN_PAUSE_MS = 20;
 /** How often a pruner with `retention: false` looks again (a reload may turn it on). */
@@ -51,7 +45,7 @@ export interface Pruner {
 
 export function createPruner(deps: PrunerDeps): Pruner {
   const clock = deps.clock ?? Date.now;
-  const batchSize = deps.batchSize ?? PRUNE_BATCH;
+  const batchSize = deps.batchSize ?? deps.store.pruneBatchSize;
   const log = deps.logger.child({ component: 'retention' });
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<PruneRound | undefined> | undefined;

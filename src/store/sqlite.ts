@@ -561,6 +561,11 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       return ok(true as const);
     },
 
+    // Small: a batch holds the write lock and this thread, which ingest waits behind. At 500 a
+    // batch took ~35 ms; at 100, 7 ms (p99 17 ms) in the soak, and ingest p99 during rounds was
+    // still 1.95 × without.
+    pruneBatchSize: 50,
+
     async pruneBatch(cutoffs, limit, from) {
       // Its own short transaction, synchronous like every write here, so it never interleaves
       // with a group commit; small batches keep the write lock (and this thread) briefly.

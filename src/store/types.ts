@@ -289,6 +289,8 @@ export interface Store {
    * a successful one since.
    */
   checkWritable(): Promise<Result<true, StoreReason>>;
+  /** Events per prune transaction, as the store is best pruned (README "Retention and storage size"). */
+  readonly pruneBatchSize: number;
   /**
    * Deletes up to `limit` prunable events (with jobs and attempts, keeping their delivery ids),
    * expired delivery ids, and finished notifications (with their attempts: delivered ones on
