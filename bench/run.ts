@@ -11,6 +11,8 @@
 //   postgres-scale   1 and 2 replicas × spread and hot-pair corpora, CPU per event (bench/postgres-scale.ts)
 //   dispatch         10,000 queued jobs through the dispatcher (bench/dispatch.ts)
 //   airflow          end to end on a real Airflow 3 (bench/e2e-airflow.ts)
+//   retention        the retention soak (bench/retention.ts): 30,000 events on SQLite, 20,000 on
+//                    PostgreSQL; --retention-soak for issue 14's 200,000 and 100,000 (~22 min)
 // --no-postgres skips everything on PostgreSQL, --no-airflow the Airflow part.
 // BENCH_SECONDS (default 10) is the length of each timed run.
 import { cpus } from 'node:os';
@@ -20,14 +22,15 @@ import { benchDispatch } from './dispatch.js';
 import { benchEndToEnd } from './e2e-airflow.js';
 import { benchFloors, corpusFor, durableFloor } from './floors.js';
 import { benchPostgresScale } from './postgres-scale.js';
+import { benchRetention } from './retention.js';
 import { benchRoutes } from './routes.js';
 import { printTargets, type Results } from './targets.js';
 
-const PARTS = ['floors', 'ingest', 'routes', 'breaker', 'postgres-scale', 'dispatch', 'airflow'] as const;
+const PARTS = ['floors', 'ingest', 'routes', 'breaker', 'postgres-scale', 'dispatch', 'airflow', 'retention'] as const;
 const args = new Set(process.argv.slice(2));
-const unknown = [...args].filter((a) => !['--no-postgres', '--no-airflow', ...PARTS.map((p) => `--only-${p}`)].includes(a));
+const unknown = [...args].filter((a) => !['--no-postgres', '--no-airflow', '--retention-soak', ...PARTS.map((p) => `--only-${p}`)].includes(a));
 if (unknown.length) {
-  process.stderr.write(`unknown flag ${unknown.join(' ')}; known: ${PARTS.map((p) => `--only-${p}`).join(' ')} --no-postgres --no-airflow\n`);
+  process.stderr.write(`unknown flag ${unknown.join(' ')}; known: ${PARTS.map((p) => `--only-${p}`).join(' ')} --no-postgres --no-airflow --retention-soak\n`);
   process.exit(2);
 }
 const only = PARTS.filter((p) => args.has(`--only-${p}`));
@@ -73,6 +76,14 @@ if (run('breaker')) results.breaker = await benchBreaker({ postgres });
 if (run('postgres-scale')) results.scale = await benchPostgresScale(results.floors?.durable);
 if (run('dispatch')) await benchDispatch();
 if (run('airflow')) await benchEndToEnd();
+if (run('retention')) {
+  const soak = args.has('--retention-soak');
+  // One after the other; PostgreSQL with fewer events, as its ingest here is slower (README).
+  results.retention = [
+    ...(await benchRetention({ events: soak ? 200_000 : 30_000, sqlite: true, postgres: false })),
+    ...(postgres ? await benchRetention({ events: soak ? 100_000 : 20_000, sqlite: false, postgres: true }) : []),
+  ];
+}
 // The targets need at least one of the parts they read.
 if (Object.keys(results).some((k) => k !== 'floors')) printTargets(results);
 process.exit(0);

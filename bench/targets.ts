@@ -1,9 +1,10 @@
-// The targets of issue 12 ("Scale that scales"), each with what this run measured: met,
+// The targets of issue 12 ("Scale that scales") and the retention soak's of issue 14, each with what this run measured: met,
 // missed, or "not run" when its part was skipped (flags) or could not be measured.
 import type { BreakerRow } from './breaker.js';
 import { fmt, printTable, ratio, type Row } from './common.js';
 import type { Floors } from './floors.js';
 import type { ScaleRow } from './postgres-scale.js';
+import type { RetentionRow } from './retention.js';
 
 export interface Results {
   floors?: Floors;
@@ -13,6 +14,7 @@ export interface Results {
   routes?: Row[];
   breaker?: BreakerRow[];
   scale?: ScaleRow[];
+  retention?: RetentionRow[];
 }
 
 const RSS_LIMIT_MB = 150;
@@ -57,6 +59,13 @@ export function printTargets(r: Results) {
   add('1,000 routes ≥ 0.7 × 1 route req/s', ratio(thousand?.rps, one?.rps), (v) => `${fmt(v)} × (${rps(thousand)} vs ${rps(one)})`, (v) => v >= 0.7);
   add('1,000 routes p99 ≤ 2 × 1 route', thousand && one ? ms(thousand.p99) / ms(one.p99) : undefined, (v) => `${fmt(v)} × (${thousand!.p99} vs ${one!.p99} ms)`, (v) => v <= 2);
 
+  for (const store of ['SQLite', 'PostgreSQL']) {
+    const s = r.retention?.find((x) => x.store === store);
+    const soak = s && `${s.events.toLocaleString('en')}-event soak`;
+    add(`retention: store size at the end ≤ 1.3 × at one retention period (${store})`, s?.sizeRatio, (v) => `${fmt(v)} × (${soak})`, (v) => v <= 1.3);
+    add(`retention: ingest p99 while a prune round runs ≤ 1.5 × without (${store})`, s?.p99Ratio, (v) => `${fmt(v)} × (${s!.p99With.toFixed(1)} vs ${s!.p99Without.toFixed(1)} ms, ${soak})`, (v) => v <= 1.5);
+  }
+
   // Every bridge process under full (closed-loop) load in this run.
   const full: [string, number | undefined][] = [
     ['SQLite, no route', r.sqliteNoRoute?.rssMb],
@@ -70,5 +79,5 @@ export function printTargets(r: Results) {
   add(`peak RSS ≤ ${RSS_LIMIT_MB} MB per bridge process under full load (highest of ${measured.length})`, worst?.[1], (v) => `${v.toFixed(0)} MB (${worst![0]})`, (v) => v <= RSS_LIMIT_MB);
   add(`peak RSS ≤ ${RSS_LIMIT_MB} MB with 1,000 routes`, thousand?.rssMb, (v) => `${v.toFixed(0)} MB`, (v) => v <= RSS_LIMIT_MB);
 
-  printTable('Targets of issue 12, this run', ['target', 'measured', ''], rows);
+  printTable('Targets of issues 12 and 14, this run', ['target', 'measured', ''], rows);
 }

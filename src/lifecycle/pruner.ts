@@ -1,15 +1,14 @@
 // Data lifecycle: retention (DESIGN §9). Every `store.retention.interval` one replica prunes, in
 // small batches off the request path, what retention lets go: events whose jobs are all done or
-// blocked (or that have none) after `events`, those with a dead letter after `dead`, and the
-// delivery ids kept for dedupe after `dedupe`. Which events qualify is decided by each store's
+// blocked (or that have none) after `events`, those with a dead letter after `dead`, the
+// delivery ids kept for dedupe after `dedupe`, and notifications delivered `events` ago or dead
+// `dead` ago (a pending one never). Which events qualify is decided by each store's
 // PRUNABLE fragment (src/store/sqlite.ts, src/store/postgres.ts), one place per store.
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../metrics/metrics.js';
-import type { PrunedTable, Store } from '../store/types.js';
+import { PRUNED_TABLES, type PrunedTable, type Store } from '../store/types.js';
 
-/** Events per transaction: small, so a batch holds SQLite's write lock (and its thread) for milliseconds. */
-export const PRUNE_BATCH = 500;
 /** Least pause between two batches; the pause is also at least as long as the batch took, so ingest gets at least half the time. */
 const MIN_PAUSE_MS = 20;
 /** How often a pruner with `retention: false` looks again (a reload may turn it on). */
@@ -44,11 +43,9 @@ export interface Pruner {
   stop(): Promise<void>;
 }
 
-const TABLES: PrunedTable[] = ['events', 'jobs', 'attempts', 'dedupe_keys'];
-
 export function createPruner(deps: PrunerDeps): Pruner {
   const clock = deps.clock ?? Date.now;
-  const batchSize = deps.batchSize ?? PRUNE_BATCH;
+  const batchSize = deps.batchSize ?? deps.store.pruneBatchSize;
   const log = deps.logger.child({ component: 'retention' });
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<PruneRound | undefined> | undefined;
@@ -67,7 +64,7 @@ export function createPruner(deps: PrunerDeps): Pruner {
       return undefined;
     }
     const begun = Date.now();
-    const rows: Record<PrunedTable, number> = { events: 0, jobs: 0, attempts: 0, dedupe_keys: 0 };
+    const rows = Object.fromEntries(PRUNED_TABLES.map((t) => [t, 0])) as Record<PrunedTable, number>;
     let batches = 0;
     try {
       let from: string | undefined;
@@ -77,7 +74,7 @@ export function createPruner(deps: PrunerDeps): Pruner {
         const t0 = Date.now();
         const batch = await deps.store.pruneBatch({ now, eventsBefore: now - retention.events, deadBefore: now - retention.dead, dedupeBefore: now - retention.dedupe }, batchSize, from);
         batches++;
-        for (const table of TABLES) {
+        for (const table of PRUNED_TABLES) {
           rows[table] += batch.deleted[table];
           if (batch.deleted[table] > 0) deps.metrics?.prunedRows.inc({ table }, batch.deleted[table]);
         }
@@ -85,7 +82,7 @@ export function createPruner(deps: PrunerDeps): Pruner {
         if (more && !stopping) await new Promise((r) => setTimeout(r, Math.max(MIN_PAUSE_MS, Date.now() - t0)));
       }
       // Still under the lock: one replica vacuums, where the database needs it (see Store.reclaim).
-      if (TABLES.some((t) => rows[t] > 0)) {
+      if (PRUNED_TABLES.some((t) => rows[t] > 0)) {
         const did = await deps.store.reclaim().catch((err: Error) => `reclaiming space failed: ${err.message}`);
         if (did && did !== reclaimed) log.warn(`retention: ${did}`);
         reclaimed = did;
@@ -94,7 +91,7 @@ export function createPruner(deps: PrunerDeps): Pruner {
       await release();
     }
     last = { at: clock(), rows, batches, ms: Date.now() - begun };
-    if (TABLES.some((t) => rows[t] > 0)) log.info({ pruned: rows, batches, ms: last.ms }, `retention: pruned ${rows.events} event(s), ${rows.jobs} job(s), ${rows.attempts} attempt(s), ${rows.dedupe_keys} expired delivery id(s)`);
+    if (PRUNED_TABLES.some((t) => rows[t] > 0)) log.info({ pruned: rows, batches, ms: last.ms }, `retention: pruned ${rows.events} event(s), ${rows.jobs} job(s), ${rows.attempts} attempt(s), ${rows.dedupe_keys} expired delivery id(s), ${rows.notifications} notification(s) with ${rows.notification_attempts} attempt(s)`);
     return last;
   };
 

@@ -70,3 +70,12 @@ export function newNotificationValues(n: NewNotification): [string, string, stri
 export function notificationUpdateValues(update: NotificationUpdate, now: number): [string, number, string | null, number | null, number] {
   return [update.state, update.state === 'pending' ? update.nextAttemptAt : now, update.state === 'done' ? null : update.error, update.state === 'pending' ? null : now, now];
 }
+
+/**
+ * The one definition of a prunable notification (SQL over a notifications row, the cutoffs as
+ * SQL): delivered before `deliveredBefore` or dead before `deadBefore`, both from done_at, so
+ * delivered ones follow `retention.events` and dead ones `retention.dead`; a pending one never
+ * (a replayed one is pending again, done_at cleared).
+ */
+export const FINISHED_NOTIFICATION = (deliveredBefore: string, deadBefore: string) =>
+  `((state = 'done' AND done_at < ${deliveredBefore}) OR (state = 'dead' AND done_at < ${deadBefore}))`;

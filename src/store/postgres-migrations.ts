@@ -149,4 +149,6 @@ export const postgresMigrations: readonly string[] = [
    );
    CREATE INDEX dedupe_keys_pruned_at ON dedupe_keys (pruned_at);
    CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL, pad BYTEA);`,
+  // Retention of notifications: finished ones found by state and when they finished.
+  `CREATE INDEX notifications_finished ON notifications (state, done_at) WHERE state <> 'pending';`,
 ];

@@ -7,9 +7,9 @@ import { postgresMigrations } from './postgres-migrations.js';
 import { activityOf, exportLines, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import { isFinal, type RunChange } from '../track/run.js';
 import { breakerCause, deadJobCause, runCauses, type EventIds, type NewNotification, type Notifier, type NotifyCause } from '../notify/types.js';
-import { newNotificationValues, notificationUpdateValues, toNotification, toNotificationAttempt, type NotificationAttemptRow, type NotificationRow } from './notify-rows.js';
+import { FINISHED_NOTIFICATION, newNotificationValues, notificationUpdateValues, toNotification, toNotificationAttempt, type NotificationAttemptRow, type NotificationRow } from './notify-rows.js';
 import type { Result } from '../errors/result.js';
-import type { Attempt, Inserted, IngestPolicy, JobState, JobUpdate, NewEvent, NewJob, Store, StoreReason } from './types.js';
+import { PRUNED_TABLES, type Attempt, type Inserted, type IngestPolicy, type JobState, type JobUpdate, type NewEvent, type NewJob, type PrunedTable, type Store, type StoreReason } from './types.js';
 
 // Several replicas share one database; PostgreSQL gives the guarantees: unique keys for
 // dedupe, FOR UPDATE SKIP LOCKED for claims, advisory locks for migrations and for judging a
@@ -33,7 +33,6 @@ const PRUNE_LOCK = 7_262_311_002;
 /** How long a failed ingest or dispatch commit keeps readiness at 503 unless a commit succeeds after it. */
 const FAILED_COMMIT_MEMORY_MS = 10_000;
 const PROBE_BYTES = 16 * 1024;
-const TABLES = ['events', 'jobs', 'attempts', 'dedupe_keys'] as const;
 
 /**
  * The one definition of "prunable" for an event row `e`, `deadBefore` being the SQL of the
@@ -633,6 +632,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       return ok(true as const);
     },
 
+    // Ingest goes on through the pool's other connections meanwhile; a batch costs round trips
+    // (~50 ms at 100 events in the soak), so fewer, larger batches keep rounds short.
+    pruneBatchSize: 500,
+
     async pruneBatch(cutoffs, limit, from) {
       // One transaction: the events, their jobs and attempts, and the copy of their delivery
       // ids go together, so a replica that dies mid-prune leaves nothing half-deleted.
@@ -671,9 +674,15 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         const dedupe_keys = n(
           await c.query('DELETE FROM dedupe_keys WHERE (source, delivery_id) IN (SELECT source, delivery_id FROM dedupe_keys WHERE pruned_at < $1 LIMIT $2)', [cutoffs.dedupeBefore, limit]),
         );
-        return { counts: { events, jobs, attempts, dedupe_keys }, full: candidates.length === limit, last: candidates.at(-1)?.received_at };
+        // Locked, so a replay (dead → pending) committing meanwhile is either seen or waited out, never deleted.
+        const finished = (
+          await c.query<{ id: string }>(`SELECT id FROM notifications WHERE ${FINISHED_NOTIFICATION('$1', '$2')} LIMIT $3 FOR UPDATE SKIP LOCKED`, [cutoffs.eventsBefore, cutoffs.deadBefore, limit])
+        ).rows.map((r) => r.id);
+        const notification_attempts = finished.length > 0 ? n(await c.query('DELETE FROM notification_attempts WHERE notification_id = ANY($1)', [finished])) : 0;
+        const notifications = finished.length > 0 ? n(await c.query('DELETE FROM notifications WHERE id = ANY($1)', [finished])) : 0;
+        return { counts: { events, jobs, attempts, dedupe_keys, notifications, notification_attempts }, full: candidates.length === limit, last: candidates.at(-1)?.received_at };
       });
-      return { deleted: counts, more: full || counts.dedupe_keys === limit, ...(last ? { from: last.toISOString() } : from ? { from } : {}) };
+      return { deleted: counts, more: full || counts.dedupe_keys === limit || counts.notifications === limit, ...(last ? { from: last.toISOString() } : from ? { from } : {}) };
     },
 
     async reclaim() {
@@ -683,11 +692,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       autovacuumOff ??= (
         await pool.query<{ off: boolean }>(
           `SELECT current_setting('autovacuum') = 'off'
-                  OR EXISTS (SELECT 1 FROM pg_class WHERE oid = ANY (ARRAY[${TABLES.map((t) => `to_regclass('${t}')`).join(', ')}]) AND 'autovacuum_enabled=false' = ANY (coalesce(reloptions, '{}'))) AS off`,
+                  OR EXISTS (SELECT 1 FROM pg_class WHERE oid = ANY (ARRAY[${PRUNED_TABLES.map((t) => `to_regclass('${t}')`).join(', ')}]) AND 'autovacuum_enabled=false' = ANY (coalesce(reloptions, '{}'))) AS off`,
         )
       ).rows[0]!.off;
       if (!autovacuumOff) return undefined;
-      await pool.query(`VACUUM (ANALYZE) ${TABLES.join(', ')}`);
+      await pool.query(`VACUUM (ANALYZE) ${PRUNED_TABLES.join(', ')}`);
       return 'autovacuum is off for the bridge tables: vacuumed them after the prune round';
     },
 
@@ -715,12 +724,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     async stats() {
       // Sizes from the catalog (no table scan); row counts are pg_class.reltuples, PostgreSQL's
       // estimate as of the last (auto)VACUUM or ANALYZE, counted exactly only for a table never analysed yet.
-      const { rows } = await pool.query<{ name: (typeof TABLES)[number]; bytes: number; reltuples: number }>(
+      const { rows } = await pool.query<{ name: PrunedTable; bytes: number; reltuples: number }>(
         `SELECT t AS name, pg_total_relation_size(to_regclass(t))::bigint AS bytes, (SELECT reltuples FROM pg_class WHERE oid = to_regclass(t))::float8 AS reltuples
          FROM unnest($1::text[]) AS t`,
-        [TABLES],
+        [PRUNED_TABLES],
       );
-      const counts = {} as Record<(typeof TABLES)[number], number>;
+      const counts = {} as Record<PrunedTable, number>;
       for (const r of rows) {
         counts[r.name] = r.reltuples >= 0 ? Math.round(r.reltuples) : (await pool.query<{ n: number }>(`SELECT count(*)::bigint AS n FROM ${r.name}`)).rows[0]!.n;
       }

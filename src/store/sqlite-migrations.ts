@@ -159,4 +159,6 @@ export const sqliteMigrations: readonly string[] = [
    ) WITHOUT ROWID;
    CREATE INDEX dedupe_keys_pruned_at ON dedupe_keys (pruned_at);
    ALTER TABLE probe ADD COLUMN pad BLOB;`,
+  // Retention of notifications: finished ones found by state and when they finished.
+  `CREATE INDEX notifications_finished ON notifications (state, done_at) WHERE state <> 'pending';`,
 ];

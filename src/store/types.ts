@@ -175,9 +175,9 @@ export interface ClaimOptions {
 /** Times (ms) before which things may go, as of one prune round (src/lifecycle/pruner.ts). */
 export interface PruneCutoffs {
   now: number;
-  /** Events received before this whose jobs are all done or blocked (or that have none). */
+  /** Events received before this whose jobs are all done or blocked (or that have none); notifications delivered before this. */
   eventsBefore: number;
-  /** A dead job that died (last updated) before this no longer keeps its event. */
+  /** A dead job that died (last updated) before this no longer keeps its event; a notification that went dead before this goes. */
   deadBefore: number;
   /** Delivery ids of pruned events kept since before this are dropped. */
   dedupeBefore: number;
@@ -186,13 +186,15 @@ export interface PruneCutoffs {
 /** One prune batch: one transaction (events with their jobs and attempts, and the dedupe copy, together). */
 export interface PruneBatch {
   deleted: Record<PrunedTable, number>;
-  /** Another batch may find more (the batch was full). */
+  /** Another batch may find more (the batch was full), or, on SQLite, has more free pages to give back. */
   more: boolean;
   /** Where the next batch of this round starts (received_at), so kept events are read once a round. */
   from?: string;
 }
 
-export type PrunedTable = 'events' | 'jobs' | 'attempts' | 'dedupe_keys';
+export type PrunedTable = 'events' | 'jobs' | 'attempts' | 'dedupe_keys' | 'notifications' | 'notification_attempts';
+/** Every pruned table, in the order a batch reports them. */
+export const PRUNED_TABLES: readonly PrunedTable[] = ['events', 'jobs', 'attempts', 'dedupe_keys', 'notifications', 'notification_attempts'];
 
 export interface StoreStats {
   /** SQLite: page_count × page_size of the main file; PostgreSQL: pg_total_relation_size of the bridge's tables. */
@@ -287,7 +289,14 @@ export interface Store {
    * a successful one since.
    */
   checkWritable(): Promise<Result<true, StoreReason>>;
-  /** Deletes up to `limit` prunable events (with jobs and attempts, keeping their delivery ids) and expired delivery ids, in one transaction. */
+  /** Events per prune transaction, as the store is best pruned (README "Retention and storage size"). */
+  readonly pruneBatchSize: number;
+  /**
+   * Deletes up to `limit` prunable events (with jobs and attempts, keeping their delivery ids),
+   * expired delivery ids, and finished notifications (with their attempts: delivered ones on
+   * the `eventsBefore` clock, dead ones on `deadBefore`, both counted from done_at; never a
+   * pending one), in one transaction.
+   */
   pruneBatch(cutoffs: PruneCutoffs, limit: number, from?: string): Promise<PruneBatch>;
   /**
    * After a prune round that deleted rows: makes the space reusable where the database would

@@ -79,7 +79,7 @@ describe.each(STORE_KINDS)('retention through HTTP: $name', (kind) => {
 
     advance(40 * MIN); // 70 min: done and unrouted go; pending is kept, the dead letter (died 70 min ago < dead: 180m) too
     const first = await pruner.runOnce();
-    expect(first!.rows).toEqual({ events: 2, jobs: 1, attempts: 1, dedupe_keys: 0 });
+    expect(first!.rows).toEqual({ events: 2, jobs: 1, attempts: 1, dedupe_keys: 0, notifications: 0, notification_attempts: 0 });
     expect(await store.getEvent(done.body.id)).toBeUndefined();
     expect(await store.getJob(doneJob.id)).toBeUndefined();
     expect(await store.attemptsOfJob(doneJob.id)).toEqual([]);

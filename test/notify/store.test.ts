@@ -113,6 +113,60 @@ describe.each(STORE_KINDS)('notifications in the store: $name', (kind) => {
     expect(await store.notificationsOfEvent(still.value.id)).toEqual([]);
   });
 
+  it('retention: delivered notifications go on the events clock, dead ones on the dead clock, with their attempts; pending and replayed ones stay', async () => {
+    const { store } = await open();
+    const HOUR = 3_600_000;
+    // One job.dead_lettered notification (target oncall) per dead job.
+    const noteOfDeadJob = async () => {
+      const r = await store.insertEvent(event(), [job()], POLICY);
+      const [claimed] = await store.claimJobs({ airflow: 'default', now, limit: 10, leaseMs: 30_000, owner: 'A' });
+      await store.finishAttempt(claimed!.id, 'A', attempt(now), { state: 'dead', error: 'x' }, notify);
+      if (!r.ok) throw new Error();
+      return (await store.notificationsOfEvent(r.value.id))[0]!.id;
+    };
+    const finish = async (id: string, state: 'done' | 'dead') => {
+      const [claimed] = await store.claimNotifications({ target: 'oncall', now, limit: 1, leaseMs: 30_000, owner: 'N' });
+      expect(claimed!.id).toBe(id);
+      const a = { startedAt: now, durationMs: 2, httpStatus: state === 'done' ? 200 : 410, outcome: state === 'done' ? ('delivered' as const) : ('dead' as const), detail: state, nextRetryAt: null };
+      await store.finishNotification(id, 'N', a, state === 'done' ? { state } : { state, error: '410' });
+    };
+    const delivered = await noteOfDeadJob();
+    await finish(delivered, 'done');
+    const dead = await noteOfDeadJob();
+    await finish(dead, 'dead');
+    const replayed = await noteOfDeadJob();
+    await finish(replayed, 'dead');
+    expect(await store.replayNotification(replayed, now)).toBe(true);
+    const pending = await noteOfDeadJob();
+    // Batches of one, so a round needs several and `more` must carry it on.
+    const pruneAll = async () => {
+      const total = { notifications: 0, notification_attempts: 0 };
+      let from: string | undefined;
+      for (let more = true; more; ) {
+        const batch = await store.pruneBatch({ now, eventsBefore: now - HOUR, deadBefore: now - 3 * HOUR, dedupeBefore: now - 5 * HOUR }, 1, from);
+        total.notifications += batch.deleted.notifications;
+        total.notification_attempts += batch.deleted.notification_attempts;
+        ({ more, from } = batch);
+      }
+      return total;
+    };
+    const left = async () => (await Promise.all([delivered, dead, replayed, pending].map((id) => store.getNotification(id)))).map((x) => x?.state ?? 'gone');
+
+    now += 30 * 60_000; // younger than both clocks
+    expect(await pruneAll()).toEqual({ notifications: 0, notification_attempts: 0 });
+    now += 60 * 60_000; // delivered 1.5 h ago (> events: 1 h); dead 1.5 h ago (< dead: 3 h)
+    expect(await pruneAll()).toEqual({ notifications: 1, notification_attempts: 1 });
+    expect(await left()).toEqual(['gone', 'dead', 'pending', 'pending']);
+    expect(await store.attemptsOfNotification(delivered)).toEqual([]);
+    now += 2 * HOUR; // dead 3.5 h ago; the replayed and the pending one, 3.5 h old, stay
+    expect(await pruneAll()).toEqual({ notifications: 1, notification_attempts: 1 });
+    expect(await left()).toEqual(['gone', 'gone', 'pending', 'pending']);
+    expect(await store.attemptsOfNotification(dead)).toEqual([]);
+    expect((await store.attemptsOfNotification(replayed)).length).toBe(1);
+    const [next] = await store.claimNotifications({ target: 'oncall', now, limit: 1, leaseMs: 30_000, owner: 'N' });
+    expect([replayed, pending]).toContain(next!.id);
+  });
+
   it('without a notifier nothing is written', async () => {
     const { store } = await open();
     const r = await store.insertEvent(event(), [job()], { breaker: POLICY.breaker });

@@ -112,6 +112,8 @@ export interface GraphView {
   max_depth: number;
 }
 
+type PrunedTable = 'events' | 'jobs' | 'attempts' | 'dedupe_keys' | 'notifications' | 'notification_attempts';
+
 export interface Status {
   airflow: Record<string, { reachable: boolean; detail: string; circuit: string }>;
   queue: Record<'pending' | 'done' | 'dead' | 'blocked', number>;
@@ -120,8 +122,8 @@ export interface Status {
     writable: boolean;
     detail: string;
     bytes?: number;
-    rows?: Record<'events' | 'jobs' | 'attempts' | 'dedupe_keys', number>;
+    rows?: Record<PrunedTable, number>;
     rows_estimated?: boolean;
-    last_prune: { at: string; rows: Record<'events' | 'jobs' | 'attempts' | 'dedupe_keys', number>; batches: number; ms: number } | null;
+    last_prune: { at: string; rows: Record<PrunedTable, number>; batches: number; ms: number } | null;
   };
 }

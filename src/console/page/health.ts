@@ -60,7 +60,7 @@ function storeParts(store: Status['store']): HTMLElement[] {
         'section',
         { class: 'card', 'aria-label': 'last prune' },
         h('div', { class: 'muted', text: 'last prune' }),
-        h('div', { text: prune ? `${new Date(prune.at).toLocaleString()}: ${prune.rows.events} events, ${prune.rows.jobs} jobs, ${prune.rows.attempts} attempts, ${prune.rows.dedupe_keys} expired delivery ids (${prune.ms} ms)` : 'none yet on this replica' }),
+        h('div', { text: prune ? `${new Date(prune.at).toLocaleString()}: ${prune.rows.events} events, ${prune.rows.jobs} jobs, ${prune.rows.attempts} attempts, ${prune.rows.dedupe_keys} expired delivery ids, ${prune.rows.notifications} notifications (${prune.ms} ms)` : 'none yet on this replica' }),
       ),
     ),
   ];
