@@ -172,7 +172,7 @@ function acceptor(source: Source, deps: WebhookDeps) {
     trace.routes = plan.jobs.map((j) => j.route);
     if (plan.jobs.length === 0 && !stored.value.duplicate) trace.whyNot = Object.fromEntries(plan.decisions.map((d) => [d.route, d.reason]));
     sendJson(res, stored.value.duplicate ? 200 : 202, { id: stored.value.id, event_id: event.value.id, duplicate: stored.value.duplicate });
-    if (!stored.value.duplicate) await reportGuard(plan, stored.value, event.value.id, { store: deps.store, config, logger: requestLog(req) ?? deps.logger, metrics: deps.metrics });
+    if (!stored.value.duplicate) await reportGuard(plan, stored.value, event.value.id, { store: deps.store, config, logger: () => requestLog(req) ?? deps.logger, metrics: deps.metrics });
   };
 }
 
