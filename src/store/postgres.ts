@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { newRowId } from './ids.js';
 import pg from 'pg';
 import { fail, ok } from '../errors/result.js';
 import { judgeJob, type PairState } from '../guard/breaker.js';
@@ -59,6 +60,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
   // query gets a fresh connection.
   pool.on('error', () => {});
   await migrate(pool);
+  // Each NOTIFY names the store that sent it: the sender woke its own dispatcher already
+  // (onJobs, the admin's replay), so its listener skips its own and wakes only for others'.
+  const self = randomUUID();
+  const notifyOthers = (c: pg.ClientBase | pg.Pool) => c.query('SELECT pg_notify($1, $2)', [CHANNEL, self]);
 
   async function tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect();
@@ -167,7 +172,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         const counted = jobState === 'pending';
         if (counted) state!.added++;
         rows.push([
-          randomUUID(), item.eventId, job.route, job.airflow, job.dagId, dagRunId, request, jobState, job.sourcePipeline, job.target,
+          newRowId(), item.eventId, job.route, job.airflow, job.dagId, dagRunId, request, jobState, job.sourcePipeline, job.target,
           JSON.stringify(job.lineage), block?.reason ?? null, item.received, job.error ?? block?.detail ?? null, item.received, now, counted,
         ]);
         return { route: job.route, state: jobState, ...(block ? { block } : {}) };
@@ -201,7 +206,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       const ids = await eventIdsOf(c, breakerNews.map((b) => b.eventId));
       for (const b of breakerNews) await insertNotifications(c, b.notify, [breakerCause(b.job, b.eventId, ids.get(b.eventId), now, b.detail)]);
     }
-    if (outcomes.some((o) => o.some((j) => j.state === 'pending'))) await c.query(`NOTIFY ${CHANNEL}`);
+    if (outcomes.some((o) => o.some((j) => j.state === 'pending'))) await notifyOthers(c);
     return outcomes;
   }
 
@@ -214,7 +219,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
    */
   async function insertBatch(batch: Waiting[]): Promise<Result<Inserted, StoreReason>[]> {
     batch.sort((x, y) => (x.e.source + '\n' + x.e.deliveryId < y.e.source + '\n' + y.e.deliveryId ? -1 : 1));
-    const ids = batch.map(() => randomUUID());
+    const ids = batch.map(() => newRowId());
     const keyOf = (w: Waiting) => `${w.e.source}\n${w.e.deliveryId}`;
     const prunedIds = async (c: pg.ClientBase, of: Waiting[]) =>
       new Map(
@@ -228,23 +233,25 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
             ).rows.map((r) => [`${r.source}\n${r.delivery_id}`, r.id]),
       );
     return tx(async (c) => {
-      // Deliveries of pruned events are duplicates while their ids are kept: looked up first,
-      // in this transaction, and not inserted.
-      const kept = await prunedIds(c, batch);
-      const toInsert = batch.map((w, i) => ({ w, i })).filter(({ w }) => !kept.has(keyOf(w)));
-      const inserted = new Set(
-        (
-          await c.query<{ id: string }>(
-            `INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::timestamptz[], $13::jsonb[])
-             ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id`,
-            columns(
-              toInsert.map(({ w: { e, jobs }, i }) => [ids[i], e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId, jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt, JSON.stringify(e.routing)]),
-              13,
-            ),
-          )
-        ).rows.map((r) => r.id),
+      // Deliveries of pruned events are duplicates while their ids are kept: looked up in the
+      // statement that inserts the others (one round trip), and not inserted.
+      const { rows } = await c.query<{ id: string; source: string | null; delivery_id: string | null }>(
+        `WITH u AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::timestamptz[], $13::jsonb[])
+             AS u(id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)),
+         kept AS (SELECT k.id, k.source, k.delivery_id FROM dedupe_keys k JOIN u USING (source, delivery_id)),
+         ins AS (
+           INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)
+           SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.source = u.source AND kept.delivery_id = u.delivery_id)
+           ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id)
+         SELECT id, NULL AS source, NULL AS delivery_id FROM ins UNION ALL SELECT id, source, delivery_id FROM kept`,
+        columns(
+          batch.map(({ e, jobs }, i) => [ids[i], e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId, jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt, JSON.stringify(e.routing)]),
+          13,
+        ),
       );
+      const kept = new Map<string, string>(rows.flatMap((r) => (r.source === null ? [] : [[`${r.source}\n${r.delivery_id}`, r.id] as const])));
+      const inserted = new Set(rows.flatMap((r) => (r.source === null ? [r.id] : [])));
       // A prune batch committing while this insert waited on the row it deleted: its copy of
       // the delivery id is visible now (a new statement sees what committed meanwhile). Such an
       // event is a duplicate after all: take the new row out again, in this transaction.
@@ -405,7 +412,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1, done_at = NULL, block_reason = NULL WHERE id = $2 AND state IN ('dead', 'done', 'blocked') AND request IS NOT NULL",
         [now, id],
       );
-      if (result.rowCount === 1) await pool.query(`NOTIFY ${CHANNEL}`);
+      if (result.rowCount === 1) await notifyOthers(pool);
       return result.rowCount === 1;
     },
 
@@ -760,7 +767,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       const client = new pg.Client({ connectionString: options.url });
       client.on('error', () => {});
       await client.connect();
-      client.on('notification', () => listener());
+      client.on('notification', (n) => n.payload !== self && listener());
       await client.query(`LISTEN ${CHANNEL}`);
       return async () => {
         await client.end().catch(() => {});

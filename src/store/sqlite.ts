@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { newRowId } from './ids.js';
 import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
 import { judgeJob } from '../guard/breaker.js';
@@ -294,7 +294,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
       const { state, dagRunId, request } = newJobRow(job, block);
       const counted = state === 'pending';
       insertJobRow.run(
-        randomUUID(), eventId, job.route, job.airflow, job.dagId, dagRunId, request,
+        newRowId(), eventId, job.route, job.airflow, job.dagId, dagRunId, request,
         state, job.sourcePipeline, job.target, JSON.stringify(job.lineage), block?.reason ?? null,
         received, job.error ?? block?.detail ?? null, received, now, now, counted ? 1 : 0,
       );
@@ -337,7 +337,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   // Runs only inside flush's transaction, which already rolls back the whole batch when any
   // insert throws; a transaction of its own here was a SAVEPOINT and RELEASE per event, no more.
   const insertWithJobs = (e: NewEvent, jobs: readonly NewJob[], policy: IngestPolicy): Omit<Inserted, 'duplicate'> | undefined => {
-    const id = randomUUID();
+    const id = newRowId();
     const row = insertEventRow.get(
       id, e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId,
       jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt.toISOString(), JSON.stringify(e.routing),

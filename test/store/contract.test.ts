@@ -346,4 +346,21 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
     if (kind.name === 'sqlite') expect(reclaimed).toBeUndefined();
     else expect(reclaimed === undefined || /vacuumed/.test(reclaimed)).toBe(true);
   });
+
+  it.runIf(kind.name === 'postgres')('new pending jobs wake the other replicas, not the one that made them (it woke its own dispatcher)', async () => {
+    const { store, again } = await open();
+    const other = await again();
+    const woke = { self: 0, other: 0 };
+    const subscribe = (s: Store, key: keyof typeof woke) => (s as Store & { subscribe(l: () => void): Promise<() => Promise<void>> }).subscribe(() => woke[key]++);
+    const stops = [await subscribe(store, 'self'), await subscribe(other, 'other')];
+    await store.insertEvent(event(), [job()], NO_BREAKER);
+    await store.insertEvent(event(), [], NO_BREAKER);
+    await expect.poll(() => woke.other, { timeout: 5000 }).toBe(1);
+    await other.insertEvent(event(), [job('r2')], NO_BREAKER);
+    await expect.poll(() => woke.self, { timeout: 5000 }).toBe(1);
+    // A store's own notification arrives within milliseconds on this loopback server.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(woke).toEqual({ self: 1, other: 1 });
+    for (const s of stops) await s();
+  });
 });
