@@ -88,35 +88,31 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
    */
   async function pair(c: pg.ClientBase, source: string, target: string, now: number, windowMs: number, lock: boolean): Promise<PairState & { since: number }> {
     const read = () =>
-      c.query<{ counted_since: number; n: number; open_until: number | null; reset_at: number | null }>(
-        `SELECT p.counted_since, p.n, b.open_until, b.reset_at FROM pair_counts p LEFT JOIN breakers b USING (source_pipeline, target)
-         WHERE p.source_pipeline = $1 AND p.target = $2 ${lock ? 'FOR UPDATE OF p' : ''}`,
-        [source, target],
-      );
+      c.query<{ counted_since: number; n: number }>(`SELECT counted_since, n FROM pair_counts WHERE source_pipeline = $1 AND target = $2 ${lock ? 'FOR UPDATE' : ''}`, [source, target]);
     let kept = (await read()).rows[0];
     if (!kept && lock) {
       await c.query('INSERT INTO pair_counts (source_pipeline, target, counted_since, n) VALUES ($1, $2, -1, 0) ON CONFLICT DO NOTHING', [source, target]);
       kept = (await read()).rows[0];
     }
-    if (kept && lock) {
-      // After a wait for the lock, PostgreSQL hands back the pair row as committed but the
-      // joined breaker row as of the statement's start: a breaker another replica opened
-      // meanwhile would look closed (and open again, notified twice). Read it afresh.
-      const b = (await c.query<{ open_until: number | null; reset_at: number | null }>('SELECT open_until, reset_at FROM breakers WHERE source_pipeline = $1 AND target = $2', [source, target])).rows[0];
-      kept = { ...kept, open_until: b?.open_until ?? null, reset_at: b?.reset_at ?? null };
-    }
-    const breaker = kept ?? (await c.query<{ open_until: number | null; reset_at: number | null }>('SELECT open_until, reset_at FROM breakers WHERE source_pipeline = $1 AND target = $2', [source, target])).rows[0];
-    const since = Math.max(now - windowMs, breaker?.reset_at ?? 0);
-    const counted = async (after: number, upTo?: number) =>
-      (
-        await c.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM jobs WHERE source_pipeline = $1 AND target = $2 AND counted AND created_at > $3 ${upTo === undefined ? '' : 'AND created_at <= $4'}`,
-          upTo === undefined ? [source, target, after] : [source, target, after, upTo],
-        )
-      ).rows[0]!.n;
-    const fresh = !kept || kept.counted_since < 0 || since < kept.counted_since;
-    const count = fresh ? await counted(since) : kept!.n - (since > kept!.counted_since ? await counted(kept!.counted_since, since) : 0);
-    return { count, openUntil: breaker?.open_until ?? null, since };
+    // The breaker is read in a statement after the lock: one that waited for the pair's lock
+    // sees what committed meanwhile (a breaker another replica opened), which a join in the
+    // locking statement would see as of its start. The count in the window: the kept count
+    // moved forward past the jobs that left it, or (first use, window moved back by a reset
+    // or a longer window) counted afresh; both by the index on counted jobs.
+    const { rows } = await c.query<{ open_until: number | null; since: number; count: number }>(
+      `SELECT b.open_until, s.since,
+         CASE WHEN $5::bigint < 0 OR s.since < $5::bigint
+                THEN (SELECT count(*) FROM jobs WHERE source_pipeline = $1 AND target = $2 AND counted AND created_at > s.since)
+              WHEN s.since > $5::bigint
+                THEN $6::bigint - (SELECT count(*) FROM jobs WHERE source_pipeline = $1 AND target = $2 AND counted AND created_at > $5::bigint AND created_at <= s.since)
+              ELSE $6::bigint END::int AS count
+       FROM (SELECT 1) AS one
+       LEFT JOIN breakers b ON b.source_pipeline = $1 AND b.target = $2
+       CROSS JOIN LATERAL (SELECT greatest($3::bigint - $4::bigint, coalesce(b.reset_at, 0)) AS since) AS s`,
+      [source, target, now, windowMs, kept?.counted_since ?? -1, kept?.n ?? 0],
+    );
+    const judged = rows[0]!;
+    return { count: judged.count, openUntil: judged.open_until, since: judged.since };
   }
 
   /** Notifications of causes recorded in this transaction; (target, cause) unique, so a cause seen twice (replicas, restarts) writes once. */
@@ -178,10 +174,6 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         return { route: job.route, state: jobState, ...(block ? { block } : {}) };
       }),
     );
-    for (const [key, state] of states) {
-      const { source, target } = pairs.get(key)!;
-      await c.query('UPDATE pair_counts SET counted_since = $3, n = $4 WHERE source_pipeline = $1 AND target = $2', [source, target, state.since, state.count + state.added]);
-    }
     for (const { source, target, until } of opened.values()) {
       await c.query(
         `INSERT INTO breakers (source_pipeline, target, opened_at, open_until) VALUES ($1, $2, $3, $4)
@@ -190,23 +182,32 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       );
     }
     if (rows.length > 0) {
+      // One statement: the jobs, the pairs' counts moved forward, and the other replicas told
+      // when any job is pending (one round trip where there were three).
+      const counts = [...states].map(([key, state]) => [pairs.get(key)!.source, pairs.get(key)!.target, state.since, state.count + state.added]);
+      const pending = outcomes.some((o) => o.some((j) => j.state === 'pending'));
       await c.query(
-        `INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
-                           next_attempt_at, last_error, received_at, created_at, updated_at, counted)
-         SELECT id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
-                next_attempt_at, last_error, received_at, created_at, created_at, counted
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::text[],
-                     $11::jsonb[], $12::text[], $13::bigint[], $14::text[], $15::bigint[], $16::bigint[], $17::boolean[])
-           AS u(id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
-                next_attempt_at, last_error, received_at, created_at, counted)`,
-        columns(rows, 17),
+        `WITH new_jobs AS (
+           INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
+                             next_attempt_at, last_error, received_at, created_at, updated_at, counted)
+           SELECT id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
+                  next_attempt_at, last_error, received_at, created_at, created_at, counted
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[], $9::text[], $10::text[],
+                       $11::jsonb[], $12::text[], $13::bigint[], $14::text[], $15::bigint[], $16::bigint[], $17::boolean[])
+             AS u(id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
+                  next_attempt_at, last_error, received_at, created_at, counted)),
+         moved AS (
+           UPDATE pair_counts p SET counted_since = u.since, n = u.n
+           FROM unnest($18::text[], $19::text[], $20::bigint[], $21::bigint[]) AS u(source_pipeline, target, since, n)
+           WHERE p.source_pipeline = u.source_pipeline AND p.target = u.target)
+         SELECT pg_notify($22, $23) WHERE $24::boolean`,
+        [...columns(rows, 17), ...columns(counts, 4), CHANNEL, self, pending],
       );
     }
     if (breakerNews.length > 0) {
       const ids = await eventIdsOf(c, breakerNews.map((b) => b.eventId));
       for (const b of breakerNews) await insertNotifications(c, b.notify, [breakerCause(b.job, b.eventId, ids.get(b.eventId), now, b.detail)]);
     }
-    if (outcomes.some((o) => o.some((j) => j.state === 'pending'))) await notifyOthers(c);
     return outcomes;
   }
 
@@ -234,28 +235,35 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       );
     return tx(async (c) => {
       // Deliveries of pruned events are duplicates while their ids are kept: looked up in the
-      // statement that inserts the others (one round trip), and not inserted.
-      const { rows } = await c.query<{ id: string; source: string | null; delivery_id: string | null }>(
+      // statement that inserts the others (one round trip), and not inserted. `existed`: the
+      // deliveries whose event this statement's snapshot still holds (redeliveries).
+      const { rows } = await c.query<{ kind: 'new' | 'kept' | 'existed'; id: string | null; source: string | null; delivery_id: string | null }>(
         `WITH u AS (
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::timestamptz[], $13::jsonb[])
              AS u(id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)),
          kept AS (SELECT k.id, k.source, k.delivery_id FROM dedupe_keys k JOIN u USING (source, delivery_id)),
+         existed AS (SELECT e.source, e.delivery_id FROM events e JOIN u USING (source, delivery_id)),
          ins AS (
            INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)
            SELECT u.* FROM u WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.source = u.source AND kept.delivery_id = u.delivery_id)
            ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id)
-         SELECT id, NULL AS source, NULL AS delivery_id FROM ins UNION ALL SELECT id, source, delivery_id FROM kept`,
+         SELECT 'new' AS kind, id, NULL AS source, NULL AS delivery_id FROM ins
+         UNION ALL SELECT 'kept', id, source, delivery_id FROM kept
+         UNION ALL SELECT 'existed', NULL, source, delivery_id FROM existed`,
         columns(
           batch.map(({ e, jobs }, i) => [ids[i], e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId, jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt, JSON.stringify(e.routing)]),
           13,
         ),
       );
-      const kept = new Map<string, string>(rows.flatMap((r) => (r.source === null ? [] : [[`${r.source}\n${r.delivery_id}`, r.id] as const])));
-      const inserted = new Set(rows.flatMap((r) => (r.source === null ? [r.id] : [])));
+      const keyOfRow = (r: { source: string | null; delivery_id: string | null }) => `${r.source}\n${r.delivery_id}`;
+      const kept = new Map<string, string>(rows.flatMap((r) => (r.kind === 'kept' ? [[keyOfRow(r), r.id!] as const] : [])));
+      const inserted = new Set(rows.flatMap((r) => (r.kind === 'new' ? [r.id!] : [])));
+      const existed = new Set(rows.flatMap((r) => (r.kind === 'existed' ? [keyOfRow(r)] : [])));
       // A prune batch committing while this insert waited on the row it deleted: its copy of
       // the delivery id is visible now (a new statement sees what committed meanwhile). Such an
-      // event is a duplicate after all: take the new row out again, in this transaction.
-      const late = await prunedIds(c, batch.filter((_, i) => inserted.has(ids[i]!)));
+      // event is a duplicate after all: take the new row out again, in this transaction. Only
+      // a delivery whose event the insert's snapshot held can have met that; new ones cannot.
+      const late = await prunedIds(c, batch.filter((w, i) => inserted.has(ids[i]!) && existed.has(keyOf(w))));
       if (late.size > 0) {
         const undo = batch.flatMap((w, i) => (late.has(keyOf(w)) ? [ids[i]!] : []));
         await c.query('DELETE FROM events WHERE id = ANY($1)', [undo]);
@@ -298,50 +306,61 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
 
   type Finish = { jobId: string; lease: string; attempt: Omit<Attempt, 'jobId' | 'n'>; update: JobUpdate; notify?: Notifier | undefined };
 
-  /** Attempt records of a batch in one transaction: leases checked under row locks, one insert, one update. */
+  /**
+   * Attempt records of a batch in one statement (so one round trip and, on its own, one
+   * commit): the jobs locked, each lease checked against its row as locked, the attempts
+   * inserted and the jobs updated for those whose lease holds. A batch in which a job turns
+   * dead with notifications on runs it in a transaction with the notifications' inserts.
+   */
   async function finishBatch(batch: Finish[]): Promise<(number | undefined)[]> {
-    return tx(async (c) => {
-      const held = new Map(
-        (await c.query<{ id: string; lease_owner: string | null }>('SELECT id, lease_owner FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE', [batch.map((f) => f.jobId)])).rows.map((r) => [r.id, r.lease_owner]),
-      );
-      const valid = batch.filter((f) => held.get(f.jobId) === f.lease);
-      if (valid.length === 0) return batch.map(() => undefined);
-      const numbers = new Map(
-        (
-          await c.query<{ job_id: string; n: number }>(
-            `INSERT INTO attempts (job_id, n, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
-             SELECT u.job_id, (SELECT count(*) + 1 FROM attempts a WHERE a.job_id = u.job_id), u.started_at, u.duration_ms, u.http_status, u.outcome, u.detail, u.next_retry_at
-             FROM unnest($1::text[], $2::bigint[], $3::int[], $4::int[], $5::text[], $6::text[], $7::bigint[]) AS u(job_id, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
-             RETURNING job_id, n`,
-            columns(valid.map(({ jobId, attempt: a }) => [jobId, a.startedAt, a.durationMs, a.httpStatus, a.outcome, a.detail, a.nextRetryAt]), 7),
-          )
-        ).rows.map((r) => [r.job_id, r.n]),
-      );
+    const record = async (c: pg.ClientBase | pg.Pool) => {
       const now = clock();
-      await c.query(
-        `UPDATE jobs SET state = u.state, attempts = jobs.attempts + 1, next_attempt_at = u.next_attempt_at, last_error = u.last_error,
-           airflow_state = coalesce(u.airflow_state, jobs.airflow_state), dag_run_id = coalesce(u.dag_run_id, jobs.dag_run_id),
-           done_at = u.done_at, updated_at = u.updated_at, lease_owner = NULL, lease_until = NULL,
-           run_state = u.run_state, run_url = coalesce(u.run_url, jobs.run_url), run_open = u.run_open
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::smallint[])
-           AS u(id, state, next_attempt_at, last_error, airflow_state, dag_run_id, done_at, updated_at, run_state, run_url, run_open)
-         WHERE jobs.id = u.id`,
-        columns(valid.map((f) => [f.jobId, ...jobUpdateValues(f.update, now)]), 11),
+      const { rows } = await c.query<{ job_id: string; lease: string; n: number }>(
+        `WITH u AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[],
+                                $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::smallint[])
+             AS u(job_id, lease, started_at, duration_ms, http_status, outcome, detail, next_retry_at,
+                  state, next_attempt_at, last_error, airflow_state, dag_run_id, done_at, updated_at, run_state, run_url, run_open)),
+         held AS (SELECT id, lease_owner FROM jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE),
+         ok AS (SELECT u.* FROM u JOIN held ON held.id = u.job_id AND held.lease_owner = u.lease),
+         ins AS (
+           INSERT INTO attempts (job_id, n, started_at, duration_ms, http_status, outcome, detail, next_retry_at)
+           SELECT ok.job_id, (SELECT count(*) + 1 FROM attempts a WHERE a.job_id = ok.job_id), ok.started_at, ok.duration_ms, ok.http_status, ok.outcome, ok.detail, ok.next_retry_at
+           FROM ok
+           RETURNING job_id, n),
+         upd AS (
+           UPDATE jobs SET state = ok.state, attempts = jobs.attempts + 1, next_attempt_at = ok.next_attempt_at, last_error = ok.last_error,
+             airflow_state = coalesce(ok.airflow_state, jobs.airflow_state), dag_run_id = coalesce(ok.dag_run_id, jobs.dag_run_id),
+             done_at = ok.done_at, updated_at = ok.updated_at, lease_owner = NULL, lease_until = NULL,
+             run_state = ok.run_state, run_url = coalesce(ok.run_url, jobs.run_url), run_open = ok.run_open
+           FROM ok WHERE jobs.id = ok.job_id)
+         SELECT ins.job_id, ok.lease, ins.n FROM ins JOIN ok USING (job_id)`,
+        columns(batch.map(({ jobId, lease, attempt: a, update }) => [jobId, lease, a.startedAt, a.durationMs, a.httpStatus, a.outcome, a.detail, a.nextRetryAt, ...jobUpdateValues(update, now)]), 18),
       );
-      const dead = valid.filter((f) => f.update.state === 'dead' && f.notify);
-      if (dead.length > 0) {
-        const { rows } = await c.query<JobRow & { p_event_id: string; p_run_id: string; p_pipeline_id: string }>(
-          'SELECT j.*, e.event_id AS p_event_id, e.run_id AS p_run_id, e.pipeline_id AS p_pipeline_id FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.id = ANY($1)',
-          [dead.map((f) => f.jobId)],
-        );
-        const byId = new Map(rows.map((r) => [r.id, r]));
-        for (const f of dead) {
-          const row = byId.get(f.jobId)!;
-          await insertNotifications(c, f.notify, [deadJobCause(row, { event_id: row.p_event_id, run_id: row.p_run_id, pipeline_id: row.p_pipeline_id }, numbers.get(f.jobId)!, (f.update as { error: string }).error)]);
-        }
-      }
-      return batch.map((f) => (held.get(f.jobId) === f.lease ? numbers.get(f.jobId) : undefined));
-    });
+      // Keyed by job and lease: an old lease's late record in the same batch as the new one's gets nothing.
+      return new Map(rows.map((r) => [`${r.job_id}\n${r.lease}`, r.n]));
+    };
+    const key = (f: Finish) => `${f.jobId}\n${f.lease}`;
+    const dead = batch.filter((f) => f.update.state === 'dead' && f.notify);
+    const numbers =
+      dead.length === 0
+        ? await record(pool)
+        : await tx(async (c) => {
+            const numbers = await record(c);
+            const recorded = dead.filter((f) => numbers.has(key(f)));
+            if (recorded.length === 0) return numbers;
+            const { rows } = await c.query<JobRow & { p_event_id: string; p_run_id: string; p_pipeline_id: string }>(
+              'SELECT j.*, e.event_id AS p_event_id, e.run_id AS p_run_id, e.pipeline_id AS p_pipeline_id FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.id = ANY($1)',
+              [recorded.map((f) => f.jobId)],
+            );
+            const byId = new Map(rows.map((r) => [r.id, r]));
+            for (const f of recorded) {
+              const row = byId.get(f.jobId)!;
+              await insertNotifications(c, f.notify, [deadJobCause(row, { event_id: row.p_event_id, run_id: row.p_run_id, pipeline_id: row.p_pipeline_id }, numbers.get(key(f))!, (f.update as { error: string }).error)]);
+            }
+            return numbers;
+          });
+    return batch.map((f) => numbers.get(key(f)));
   }
 
   // Group commit, as in the SQLite store: what arrives while a batch is being written waits

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import { fail, ok } from '../errors/result.js';
 import { judgeJob } from '../guard/breaker.js';
 import { groupCommit } from './group-commit.js';
+import { startCheckpointer, type Checkpointer } from './sqlite-checkpoint.js';
 import { sqliteMigrations } from './sqlite-migrations.js';
 import { activityOf, exportLines, jobUpdateValues, newJobRow, runChanged, runUpdateValues, toAttempt, toEvent, toJob, toTrackedRun, type AttemptRow, type EventRow, type JobRow } from './rows.js';
 import { isFinal, type RunChange } from '../track/run.js';
@@ -87,10 +88,14 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
       // A read-only file: nothing to recover, and readiness reports the problem.
     }
   }
-  return sqliteStore(db, clock);
+  return sqliteStore(db, clock, options.path === ':memory:' ? undefined : startCheckpointer(db, options.path, options.log));
 }
 
-function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
+/** `checkpoints`: the WAL checkpoint thread of a writing store (sqlite-checkpoint.ts); commits wait while it runs. */
+function sqliteStore(db: Database.Database, clock: () => number, checkpoints?: Checkpointer): SqliteStore {
+  const clear = async () => {
+    for (let wait = checkpoints?.clear(); wait; wait = checkpoints?.clear()) await wait;
+  };
 
   const insertEventRow = db.prepare<unknown[], { id: string }>(
     `INSERT INTO events (id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)
@@ -309,7 +314,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
   // better-sqlite3 does on this thread). Each caller hears back only after the commit, so
   // "on disk before the answer" holds; if the commit fails, every caller in it gets the
   // failure and nothing of any of them is written.
-  const grouped = groupCommit(async (batch: (() => unknown)[]) => db.transaction(() => batch.map((run) => run())).immediate(), 1) as <T>(run: () => T) => Promise<T>;
+  const grouped = groupCommit(async (batch: (() => unknown)[]) => (await clear(), db.transaction(() => batch.map((run) => run())).immediate()), 1) as <T>(run: () => T) => Promise<T>;
   // Readiness remembers how the last real commits went (a probe alone can be lucky).
   let lastFailure: { at: number; message: string } | undefined;
   let lastSuccess = 0;
@@ -568,7 +573,9 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
 
     async pruneBatch(cutoffs, limit, from) {
       // Its own short transaction, synchronous like every write here, so it never interleaves
-      // with a group commit; small batches keep the write lock (and this thread) briefly.
+      // with a group commit; small batches keep the write lock (and this thread) briefly. Not
+      // while a checkpoint runs (its many pages would keep that from completing).
+      await clear();
       const batch = db.transaction(() => {
         const candidates = pruneCandidates.all({ eventsBefore: new Date(cutoffs.eventsBefore).toISOString(), from: from ?? '', deadBefore: cutoffs.deadBefore, limit });
         const ids = JSON.stringify(candidates.map((c) => c.id));
@@ -612,6 +619,7 @@ function sqliteStore(db: Database.Database, clock: () => number): SqliteStore {
     },
 
     async close() {
+      await checkpoints?.stop();
       if (db.open) db.close();
     },
 

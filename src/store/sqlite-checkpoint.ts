@@ -1,0 +1,97 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+
+/** How often the WAL is checkpointed, with commits held for the moment it takes. */
+export const CHECKPOINT_INTERVAL_MS = 200;
+/** A checkpoint that takes longer than this releases the commits and turns the automatic one back on. */
+const CHECKPOINT_TIMEOUT_MS = 2000;
+
+// The worker's code as a string (eval), so it runs the same from the built dist and from the
+// TypeScript sources under test: a worker file would need a TypeScript loader in the second.
+const WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+const db = new Database(workerData.path, { timeout: 0 });
+parentPort.on('message', (m) => {
+  if (m === 'stop') return db.close(), parentPort.close();
+  try {
+    const [row] = db.pragma('wal_checkpoint(PASSIVE)');
+    parentPort.postMessage({ ok: true, busy: row.busy });
+  } catch (err) {
+    parentPort.postMessage({ ok: false, message: String(err && err.message) });
+  }
+});
+`;
+
+export interface Checkpointer {
+  /** Resolves when commits may go on: at once, or when the checkpoint running now is done. */
+  clear(): Promise<void> | undefined;
+  stop(): Promise<void>;
+}
+
+type Log = (level: 'info' | 'warn', message: string, fields?: Record<string, unknown>) => void;
+
+/**
+ * WAL checkpoints off the request thread. SQLite's automatic checkpoint runs inside whichever
+ * commit pushes the WAL past 1,000 pages — an ingest commit as often as any — and copies the
+ * frames and fsyncs the database file on this thread while every request waits (a prune batch,
+ * with its many deleted pages, made that commit come sooner). Here the writing connection has
+ * `wal_autocheckpoint = 0`, and every 200 ms a worker thread with its own connection runs a
+ * PASSIVE checkpoint while the store holds its next commit (`clear()`); requests go on being
+ * read, verified and parsed meanwhile. Holding the commits is what lets the checkpoint
+ * complete, and only a complete one lets the next commit start the WAL over: a checkpoint
+ * with commits landing during it never completes, and tried that way the WAL grew to 40 MB in
+ * two minutes of the retention soak. If the worker fails or stalls, commits are released and
+ * the automatic checkpoint is turned back on.
+ */
+export function startCheckpointer(db: Database.Database, path: string, log?: Log): Checkpointer {
+  const module = createRequire(import.meta.url).resolve('better-sqlite3');
+  const worker = new Worker(WORKER, { eval: true, workerData: { path, module } });
+  worker.unref();
+  db.pragma('wal_autocheckpoint = 0');
+  let running: { done: Promise<void>; release: () => void; timeout: NodeJS.Timeout } | undefined;
+  let failing = false;
+  let fallen = false;
+  const release = () => {
+    if (!running) return;
+    clearTimeout(running.timeout);
+    running.release();
+    running = undefined;
+  };
+  const fallBack = (why: string) => {
+    release();
+    if (fallen || !db.open) return;
+    fallen = true;
+    clearInterval(timer);
+    db.pragma('wal_autocheckpoint = 1000');
+    log?.('warn', 'store: the WAL checkpoint thread stopped; commits checkpoint on their own again', { why });
+  };
+  worker.on('message', (m: { ok: boolean; message?: string }) => {
+    release();
+    if (m.ok && failing) log?.('info', 'store: WAL checkpoints succeed again');
+    else if (!m.ok && !failing) log?.('warn', 'store: a WAL checkpoint failed; the WAL grows until one succeeds (tried every 200 ms)', { error: m.message });
+    failing = !m.ok;
+  });
+  worker.on('error', (err) => fallBack(err.message));
+  const exited = new Promise<void>((r) => worker.once('exit', () => r()));
+  worker.on('exit', (code) => fallBack(`exit ${code}`));
+  const timer = setInterval(() => {
+    if (running) return;
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    running = { done, release: resolve, timeout: setTimeout(() => fallBack(`no answer in ${CHECKPOINT_TIMEOUT_MS} ms`), CHECKPOINT_TIMEOUT_MS) };
+    worker.postMessage('checkpoint');
+  }, CHECKPOINT_INTERVAL_MS);
+  timer.unref();
+  return {
+    clear: () => running?.done,
+    async stop() {
+      fallen = true;
+      clearInterval(timer);
+      release();
+      worker.postMessage('stop');
+      await exited;
+    },
+  };
+}
