@@ -43,9 +43,9 @@ describe('SQLite store', () => {
     db.close();
   });
 
-  it('fsyncs every commit: synchronous = FULL on the connection it writes with', async () => {
+  it('fsyncs every commit: synchronous = FULL on the connection it writes with; checkpoints are the worker thread\'s; the WAL file is cut back past 4 MB', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100 });
-    expect(store.settings()).toEqual({ journalMode: 'wal', synchronous: 'full' });
+    expect(store.settings()).toEqual({ journalMode: 'wal', synchronous: 'full', walSizeLimit: 4 * 1024 * 1024, autoCheckpointPages: 0 });
     await store.close();
   });
 
