@@ -221,7 +221,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
   async function insertBatch(batch: Waiting[]): Promise<Result<Inserted, StoreReason>[]> {
     batch.sort((x, y) => (x.e.source + '\n' + x.e.deliveryId < y.e.source + '\n' + y.e.deliveryId ? -1 : 1));
     const ids = batch.map(() => newRowId());
-    const keyOf = (w: Waiting) => `${w.e.source}\n${w.e.deliveryId}`;
+    // One key for a delivery, whether it comes from a request or from a row read back.
+    const deliveryKey = (r: { source: string | null; delivery_id: string | null }) => `${r.source}\n${r.delivery_id}`;
+    const keyOf = (w: Waiting) => deliveryKey({ source: w.e.source, delivery_id: w.e.deliveryId });
     const prunedIds = async (c: pg.ClientBase, of: Waiting[]) =>
       new Map(
         of.length === 0
@@ -231,7 +233,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
                 'SELECT k.id, k.source, k.delivery_id FROM dedupe_keys k JOIN unnest($1::text[], $2::text[]) AS u(source, delivery_id) USING (source, delivery_id)',
                 [of.map((w) => w.e.source), of.map((w) => w.e.deliveryId)],
               )
-            ).rows.map((r) => [`${r.source}\n${r.delivery_id}`, r.id]),
+            ).rows.map((r) => [deliveryKey(r), r.id]),
       );
     return tx(async (c) => {
       // Deliveries of pruned events are duplicates while their ids are kept: looked up in the
@@ -255,10 +257,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
           13,
         ),
       );
-      const keyOfRow = (r: { source: string | null; delivery_id: string | null }) => `${r.source}\n${r.delivery_id}`;
-      const kept = new Map<string, string>(rows.flatMap((r) => (r.kind === 'kept' ? [[keyOfRow(r), r.id!] as const] : [])));
+      const kept = new Map<string, string>(rows.flatMap((r) => (r.kind === 'kept' ? [[deliveryKey(r), r.id!] as const] : [])));
       const inserted = new Set(rows.flatMap((r) => (r.kind === 'new' ? [r.id!] : [])));
-      const existed = new Set(rows.flatMap((r) => (r.kind === 'existed' ? [keyOfRow(r)] : [])));
+      const existed = new Set(rows.flatMap((r) => (r.kind === 'existed' ? [deliveryKey(r)] : [])));
       // A prune batch committing while this insert waited on the row it deleted: its copy of
       // the delivery id is visible now (a new statement sees what committed meanwhile). Such an
       // event is a duplicate after all: take the new row out again, in this transaction. Only
@@ -292,7 +293,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
           'SELECT e.id, e.source, e.delivery_id FROM events e JOIN unnest($1::text[], $2::text[]) AS u(source, delivery_id) USING (source, delivery_id)',
           [dupes.map((w) => w.e.source), dupes.map((w) => w.e.deliveryId)],
         );
-        for (const r of found.rows) earlier.set(`${r.source}\n${r.delivery_id}`, r.id);
+        for (const r of found.rows) earlier.set(deliveryKey(r), r.id);
       }
       const byId = new Map(fresh.map(({ id }, i) => [id, outcomes[i]!]));
       return batch.map((w, i): Result<Inserted, StoreReason> => {
