@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
@@ -13,6 +12,7 @@ import { createBridge } from '../../src/service.js';
 import openapi from '../../src/openapi.json' with { type: 'json' };
 import { SECRET, tempDir } from '../helpers/app.js';
 import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
+import { runCli } from '../helpers/process.js';
 import { startFaultAirflow, type FaultAirflow } from '../dispatch/fault-airflow.js';
 
 const TOKEN = 'admin-token-0123456789';
@@ -312,13 +312,10 @@ describe('planasonix-bridge send', () => {
     await new Promise((r) => server.once('listening', r));
     cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/planasonix`;
-    const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
-    const run = (...args: string[]) => new Promise<{ status: number | null; stdout: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'send', ...args], { env: { ...process.env, PLANASONIX_WEBHOOK_SECRET: SECRET } });
-      let stdout = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d));
-      child.on('exit', (status: number | null) => resolve({ status, stdout }));
-    });
+    const run = async (...args: string[]) => {
+      const { code, stdout } = await runCli(['send', ...args], { PLANASONIX_WEBHOOK_SECRET: SECRET });
+      return { status: code, stdout };
+    };
     const dup = await run('--url', url, '--pipeline', 'pl_sales', '--duplicate');
     expect(dup.status).toBe(0);
     expect(dup.stdout).toMatch(/^202 .*"duplicate":false.*\n200 .*"duplicate":true.*\nsent 2: 1× 202, 1× 200\n$/);

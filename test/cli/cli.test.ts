@@ -6,11 +6,11 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SECRET, tempDir } from '../helpers/app.js';
+import { CLI, runCli } from '../helpers/process.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import { completionEvent, standardWebhookHeaders } from '../helpers/sign.js';
 
 // The CLI is tested as users run it: the built entry point in a child process.
-const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 
 let cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -88,7 +88,8 @@ function serve(file: string, env: Record<string, string>, unprivileged = false):
   const child = spawn(command, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   cleanups.push(() => child.kill('SIGKILL'));
   const logs: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // `close`, not `exit`: the last lines ("stopped") may still be in the pipe at `exit`.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   return new Promise((resolve, reject) => {
     child.stderr!.on('data', (d) => logs.push(String(d)));
     child.stdout!.on('data', (chunk) => {
@@ -197,15 +198,10 @@ describe('planasonix-bridge send', () => {
   // triggers the example route sales-to-dbt (send sets data.metrics.rows_written, 1 by default).
   const EXAMPLE = join(import.meta.dirname, '../../config/example.yaml');
   const readmeSend = ['send', '--pipeline', 'pl_8f2a9c1d4e', '--pipeline-name', 'nightly_sales_to_warehouse', '--param', 'business_date=2026-11-23'];
-  const sendTo = (url: string, extra: string[]) =>
-    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, ...readmeSend, ...extra, '--url', `${url}/webhooks/planasonix`], { env: { ...process.env, PLANASONIX_WEBHOOK_SECRET: SECRET } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => (stdout += d));
-      child.stderr.on('data', (d) => (stderr += d));
-      child.on('exit', (status) => resolve({ status, stdout, stderr }));
-    });
+  const sendTo = async (url: string, extra: string[]) => {
+    const { code, ...out } = await runCli([...readmeSend, ...extra, '--url', `${url}/webhooks/planasonix`], { PLANASONIX_WEBHOOK_SECRET: SECRET });
+    return { status: code, ...out };
+  };
 
   it("the README's first send triggers sales-to-dbt on the example config; --rows 0 matches nothing", async () => {
     const temp = tempDir();

@@ -47,3 +47,16 @@ export async function stopChild(child: ChildProcess, graceMs = 10_000): Promise<
 
 /** `planasonix-bridge serve` as users run it: the built CLI, SECRET in its environment. */
 export const serveProcess = (config: string, name = 'bridge') => spawnListening([CLI, 'serve', '--config', config], name);
+
+/**
+ * The built CLI run to its end: resolves on `close`, not `exit`, because `exit` can come
+ * before the last of the child's output has been read from its pipes.
+ */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}

@@ -1,7 +1,6 @@
 // `planasonix-bridge export` as users run it (the built CLI) beside a store that is open and
 // in use: every field round-trips (compared with the store's own reads), a pruned event is no
 // longer exported, --before filters, and the exit codes follow the CLI's table.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,22 +8,13 @@ import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 import type { ExportedEvent, NewEvent, Store } from '../../src/store/types.js';
 import { SECRET, tempDir } from '../helpers/app.js';
-import { CLI } from '../helpers/process.js';
+import { runCli } from '../helpers/process.js';
 import { freshPostgresDatabase } from '../helpers/stores.js';
 
 const HOUR = 3_600_000;
 const POLICY = { breaker: { maxTriggers: 1000, windowMs: 60_000 } };
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, SECRET }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args, { SECRET });
 
 /** A line as written, turned back into the store's types (body bytes, dates). */
 function parse(line: string): ExportedEvent {

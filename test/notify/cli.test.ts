@@ -1,24 +1,15 @@
 // planasonix-bridge notify-test NAME --config FILE, as users run it (the built CLI).
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLI } from '../helpers/process.js';
+import { runCli } from '../helpers/process.js';
 import { SECRET, tempDir } from '../helpers/app.js';
 import { startReceiver } from './receiver.js';
 
 const NOTIFY_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
-const run = (args: string[]) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+const run = (args: string[]) => runCli(args);
 
 describe('notify-test', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
