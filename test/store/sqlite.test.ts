@@ -49,6 +49,24 @@ describe('SQLite store', () => {
     await store.close();
   });
 
+  it('commits after a prune batch (whose own commit skips the fsync), even after one that failed, fsync again', async () => {
+    const path = dbFile();
+    const store = openSqliteStore({ path, busyTimeoutMs: 100 });
+    const old = { receivedAt: new Date(Date.now() - 3_600_000) };
+    for (const id of ['a', 'b']) await store.insertEvent({ ...event(id), ...old }, [], POLICY);
+    const now = Date.now();
+    const cutoffs = { now, eventsBefore: now - 60_000, deadBefore: now, dedupeBefore: 0 };
+    expect((await store.pruneBatch(cutoffs, 1)).deleted.events).toBe(1);
+    expect(store.settings().synchronous).toBe('full');
+    const other = new Database(path);
+    other.exec("CREATE TRIGGER no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    other.close();
+    await expect(store.pruneBatch(cutoffs, 1)).rejects.toThrow('refused by the test');
+    expect(store.settings().synchronous).toBe('full');
+    expect((await store.stats()).rows.events).toBe(1); // the failed batch deleted nothing
+    await store.close();
+  });
+
   it('stores the exact bytes and reads the event back', async () => {
     const store = openSqliteStore({ path: dbFile(), busyTimeoutMs: 100 });
     const inserted = await store.insertEvent(event('d1'), [], POLICY);
