@@ -300,7 +300,8 @@ export interface Store {
   pruneBatch(cutoffs: PruneCutoffs, limit: number, from?: string): Promise<PruneBatch>;
   /**
    * After a prune round that deleted rows: makes the space reusable where the database would
-   * not by itself (PostgreSQL with autovacuum off: a plain VACUUM of the pruned tables).
+   * not by itself (PostgreSQL with autovacuum off: a plain VACUUM of the pruned tables past
+   * autovacuum's thresholds).
    * Returns what it did, for the log; undefined when nothing was needed.
    */
   reclaim(): Promise<string | undefined>;
