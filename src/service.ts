@@ -327,7 +327,11 @@ export async function startService(config: Config, logger: Logger, configFile?: 
         logger.warn({ timeout_ms: timeout }, 'shutdown timeout: closing remaining connections');
         listening.closeAllConnections();
       }, timeout);
+      // Connections that were busy at the signal go idle once answered; closed as they do,
+      // rather than left to the client's keep-alive (the server's keepAliveTimeout, 5 s).
+      const idle = setInterval(() => listening.closeIdleConnections(), 50);
       await closed;
+      clearInterval(idle);
       clearTimeout(timer);
       metricsServer?.closeAllConnections();
       await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));

@@ -93,6 +93,9 @@ export function startCheckpointer(db: Database.Database, path: string, log?: Log
       fallen = true;
       clearInterval(timer);
       release();
+      // Referenced again: unreferenced, a process with nothing else left would exit before the
+      // thread does, and whatever awaits this stop (the "stopped" log line) would never run.
+      worker.ref();
       worker.postMessage('stop');
       await exited;
     },

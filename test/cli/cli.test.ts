@@ -129,14 +129,18 @@ describe('planasonix-bridge serve', () => {
     const ws = workspace(validYaml);
     const { child, url, logs, exited } = await serve(ws.file, { SECRET });
     const body = JSON.stringify(completionEvent());
+    let signalled = 0;
     const answer = post(url, body, 'msg_inflight', async () => {
       // Let the headers and the first bytes reach the server, so the request is in flight.
       await new Promise((r) => setTimeout(r, 200));
       child.kill('SIGTERM');
+      signalled = Date.now();
       await new Promise((r) => setTimeout(r, 300));
     });
     expect((await answer).status).toBe(202);
     expect(await exited).toBe(0);
+    // Not held open by the answered client's keep-alive connection (node's agent keeps it; 5 s).
+    expect(Date.now() - signalled).toBeLessThan(3000);
     expect(logs.join('\n')).toContain('"msg":"stopped"');
   });
 
