@@ -198,7 +198,7 @@ routes:
     expect(targets.length).toBeGreaterThanOrEqual(12);
     const concrete = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$__interval', '15s').replaceAll('$__range', '5m').replaceAll('${__range}', '5m');
     const problems: string[] = [];
-    const empty: string[] = [];
+    const empty = new Map<string, string>();
     for (const { panel, expr } of targets) {
       const query = concrete(expr);
       expect(query, panel).not.toMatch(/\$/);
@@ -206,12 +206,15 @@ routes:
       const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(query)}`);
       const body = (await res.json()) as { status: string; error?: string; data?: { result: unknown[] } };
       if (body.status !== 'success') problems.push(`${panel}: ${query}: ${body.error}`);
-      else if (body.data!.result.length === 0) empty.push(panel);
+      else if (body.data!.result.length === 0) empty.set(panel, query);
     }
     expect(problems).toEqual([]);
-    // With traffic, a trigger and an outage behind us, the health, queue, ingest, trigger and latency panels have data.
+    // With traffic, a trigger and an outage behind us, the health, queue, ingest, trigger and
+    // latency panels have data. One that came back empty is asked again for a few seconds: a
+    // scrape that missed its 1 s timeout on a busy machine marks every series stale until the next.
     for (const panel of ['Airflow reachable (per replica)', 'Store ready (per replica)', 'Jobs by state', 'Oldest pending job', 'Webhooks received by outcome', 'Trigger outcomes', 'Dispatch latency (webhook → Airflow accepted)']) {
-      expect(empty, panel).not.toContain(panel);
+      const query = empty.get(panel);
+      if (query) await waitFor(`data in the panel ${panel}`, async () => ((await instant(query)).result.length > 0 ? true : undefined), 10_000);
     }
   }, 60_000);
 });
