@@ -4,11 +4,17 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
-import type { Store } from '../../src/store/types.js';
+import type { NewEvent, Store } from '../../src/store/types.js';
 import { tempDir } from './app.js';
 
 /** The test PostgreSQL: the machine's server (trust auth); CI starts it if it is down. */
 export const PG_ADMIN_URL = process.env.BRIDGE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** A bare unrouted event for store-level tests: only the delivery id varies. */
+export const bareEvent = (deliveryId: string): NewEvent => ({
+  source: 'planasonix', deliveryId, scheme: 'standard-webhooks', eventId: `evt_${deliveryId}`, type: 'run.succeeded', pipelineId: 'pl_1', runId: `run_${deliveryId}`,
+  headers: {}, body: Buffer.from('{}'), receivedAt: new Date(), routing: [],
+});
 
 /** A new, empty database per call, dropped by the returned cleanup. */
 export async function freshPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {

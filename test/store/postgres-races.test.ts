@@ -3,14 +3,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
-import type { NewEvent } from '../../src/store/types.js';
-import { freshPostgresDatabase } from '../helpers/stores.js';
+import { bareEvent, freshPostgresDatabase } from '../helpers/stores.js';
 
 const POLICY = { breaker: { maxTriggers: 1000, windowMs: 60_000 } };
-const event = (deliveryId: string): NewEvent => ({
-  source: 'planasonix', deliveryId, scheme: 'standard-webhooks', eventId: `evt_${deliveryId}`, type: 'run.succeeded', pipelineId: 'pl_1', runId: `run_${deliveryId}`,
-  headers: {}, body: Buffer.from('{}'), receivedAt: new Date(), routing: [],
-});
+const event = bareEvent;
 
 describe('PostgreSQL store under concurrent transactions', () => {
   const cleanups: (() => Promise<void>)[] = [];

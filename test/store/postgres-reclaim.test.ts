@@ -5,14 +5,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { openPostgresStore } from '../../src/store/postgres.js';
-import { PRUNED_TABLES, type NewEvent } from '../../src/store/types.js';
-import { freshPostgresDatabase } from '../helpers/stores.js';
+import { PRUNED_TABLES } from '../../src/store/types.js';
+import { bareEvent, freshPostgresDatabase } from '../helpers/stores.js';
 
 const POLICY = { breaker: { maxTriggers: 1000, windowMs: 60_000 } };
-const event = (deliveryId: string): NewEvent => ({
-  source: 'planasonix', deliveryId, scheme: 'standard-webhooks', eventId: `evt_${deliveryId}`, type: 'run.succeeded', pipelineId: 'pl_1', runId: `run_${deliveryId}`,
-  headers: {}, body: Buffer.from('{}'), receivedAt: new Date(), routing: [],
-});
+const event = bareEvent;
 
 describe('PostgreSQL reclaim with autovacuum off', () => {
   const cleanups: (() => Promise<void>)[] = [];
