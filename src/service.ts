@@ -282,12 +282,10 @@ export async function startService(config: Config, logger: Logger, configFile?: 
   (listening as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   applyServer(config);
   let draining = false;
-  // While draining, every answer closes its connection: a keep-alive client must not keep
-  // sending on a socket that is about to be cut.
+  // While draining, every answer begun closes its connection: a keep-alive client must not
+  // keep sending on a socket that is about to be cut (stop() closes it once idle).
   listening.on('request', (_req, res: import('node:http').ServerResponse) => {
-    if (!draining) return;
-    if (!res.headersSent) res.setHeader('connection', 'close');
-    res.on('finish', () => listening.closeIdleConnections());
+    if (draining && !res.headersSent) res.setHeader('connection', 'close');
   });
   const url = urlOf(listening);
   // /metrics on its own listener keeps the webhook port public-only.
@@ -327,7 +325,7 @@ export async function startService(config: Config, logger: Logger, configFile?: 
         logger.warn({ timeout_ms: timeout }, 'shutdown timeout: closing remaining connections');
         listening.closeAllConnections();
       }, timeout);
-      // Connections that were busy at the signal go idle once answered; closed as they do,
+      // Every connection is closed once its answer is out, those busy at the signal included,
       // rather than left to the client's keep-alive (the server's keepAliveTimeout, 5 s).
       const idle = setInterval(() => listening.closeIdleConnections(), 50);
       await closed;

@@ -736,9 +736,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         [PRUNED_TABLES],
       );
       const tables = (vacuum: boolean, analyze: boolean) => rows.filter((r) => r.vacuum === vacuum && r.analyze === analyze).map((r) => r.t).join(', ');
-      if (tables(true, true)) await pool.query(`VACUUM (ANALYZE) ${tables(true, true)}`);
-      if (tables(true, false)) await pool.query(`VACUUM ${tables(true, false)}`);
-      if (tables(false, true)) await pool.query(`ANALYZE ${tables(false, true)}`);
+      for (const [command, names] of [['VACUUM (ANALYZE)', tables(true, true)], ['VACUUM', tables(true, false)], ['ANALYZE', tables(false, true)]]) {
+        if (names) await pool.query(`${command} ${names}`);
+      }
       return 'autovacuum is off for the bridge tables: the bridge vacuums those past autovacuum\'s thresholds after prune rounds';
     },
 

@@ -77,10 +77,11 @@ export function startCheckpointer(db: Database.Database, path: string, log?: Log
     db.pragma('wal_autocheckpoint = 1000');
     log?.('warn', 'store: the WAL checkpoint thread stopped; commits checkpoint on their own again', { why });
   };
+  const deadline = () => setTimeout(() => fallBack(`no answer in ${CHECKPOINT_TIMEOUT_MS} ms`), CHECKPOINT_TIMEOUT_MS);
   const hold = () => {
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
-    running = { done, release: resolve, timeout: setTimeout(() => fallBack(`no answer in ${CHECKPOINT_TIMEOUT_MS} ms`), CHECKPOINT_TIMEOUT_MS) };
+    running = { done, release: resolve, timeout: deadline() };
     worker.postMessage('checkpoint');
   };
   worker.on('message', (m: { ok: boolean; message?: string }) => {
@@ -102,7 +103,7 @@ export function startCheckpointer(db: Database.Database, path: string, log?: Log
   worker.on('exit', (code) => fallBack(`exit ${code}`));
   const timer = setInterval(() => {
     if (running || copying) return;
-    copying = setTimeout(() => fallBack(`no answer in ${CHECKPOINT_TIMEOUT_MS} ms`), CHECKPOINT_TIMEOUT_MS);
+    copying = deadline();
     worker.postMessage('checkpoint');
   }, CHECKPOINT_INTERVAL_MS);
   timer.unref();

@@ -63,6 +63,8 @@ export interface SqliteStore extends Store {
 }
 
 const SYNCHRONOUS = ['off', 'normal', 'full', 'extra'];
+/** FULL: the WAL is fsynced on every commit, so a 2xx means the event survives power loss, not just a crash of this process. */
+const DURABLE = 'synchronous = FULL';
 
 export function openSqliteStore(options: SqliteOptions): SqliteStore {
   const clock = options.clock ?? Date.now;
@@ -79,9 +81,7 @@ export function openSqliteStore(options: SqliteOptions): SqliteStore {
   // over): past 4 MB it is cut back when it starts over. 200 ms of ingest at full speed fits
   // in it; a checkpoint that could not complete for a while would otherwise leave it large.
   db.pragma('journal_size_limit = 4194304');
-  // FULL: the WAL is fsynced on every commit, so a 2xx means the event survives power loss,
-  // not just a crash of this process.
-  db.pragma('synchronous = FULL');
+  db.pragma(DURABLE);
   db.pragma('foreign_keys = ON');
   migrate(db);
   if (!db.readonly) {
@@ -602,7 +602,7 @@ function sqliteStore(db: Database.Database, clock: () => number, checkpoints?: C
       try {
         done = batch.immediate();
       } finally {
-        db.pragma('synchronous = FULL');
+        db.pragma(DURABLE);
       }
       const more = done.full || done.counts.dedupe_keys === limit || done.counts.notifications === limit || done.moreFree;
       return { deleted: done.counts, more, ...(done.last ? { from: done.last } : from ? { from } : {}) };
