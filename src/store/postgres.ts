@@ -80,39 +80,57 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     }
   }
 
+  type PairKey = { source: string; target: string; windowMs: number };
+
   /**
-   * The breaker's state for a pair, as of `now`: the kept count less the jobs that left the
-   * window since (see the SQLite store). With `lock`, the pair's row is locked for the rest
-   * of the transaction, so replicas judge a pair one batch at a time; it is created first if
-   * new (a first SELECT may not see a row another replica just committed: the second does).
+   * The breaker's state for each pair, as of `now`: the kept count less the jobs that left the
+   * window since (see the SQLite store). Three statements however many pairs a batch holds.
+   * With `lock`, the pairs' rows are locked for the rest of the transaction, so replicas judge
+   * a pair one batch at a time: missing rows are created first, then all are locked in one
+   * statement in (source, target) order. Both steps go in that order, and the lock step waits
+   * only on committed rows, so two replicas' batches cannot deadlock.
    */
-  async function pair(c: pg.ClientBase, source: string, target: string, now: number, windowMs: number, lock: boolean): Promise<PairState & { since: number }> {
-    const read = () =>
-      c.query<{ counted_since: number; n: number }>(`SELECT counted_since, n FROM pair_counts WHERE source_pipeline = $1 AND target = $2 ${lock ? 'FOR UPDATE' : ''}`, [source, target]);
-    let kept = (await read()).rows[0];
-    if (!kept && lock) {
-      await c.query('INSERT INTO pair_counts (source_pipeline, target, counted_since, n) VALUES ($1, $2, -1, 0) ON CONFLICT DO NOTHING', [source, target]);
-      kept = (await read()).rows[0];
+  async function pairStates(c: pg.ClientBase, pairs: readonly PairKey[], now: number, lock: boolean): Promise<(PairState & { since: number })[]> {
+    const sources = pairs.map((p) => p.source);
+    const targets = pairs.map((p) => p.target);
+    if (lock) {
+      await c.query(
+        `INSERT INTO pair_counts (source_pipeline, target, counted_since, n)
+         SELECT s, t, -1, 0 FROM unnest($1::text[], $2::text[]) AS u(s, t) ORDER BY s, t
+         ON CONFLICT DO NOTHING`,
+        [sources, targets],
+      );
     }
-    // The breaker is read in a statement after the lock: one that waited for the pair's lock
+    const { rows: kept } = await c.query<{ source_pipeline: string; target: string; counted_since: number; n: number }>(
+      `SELECT source_pipeline, target, counted_since, n FROM pair_counts
+       WHERE (source_pipeline, target) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+       ORDER BY source_pipeline, target ${lock ? 'FOR UPDATE' : ''}`,
+      [sources, targets],
+    );
+    const keptOf = new Map(kept.map((k) => [JSON.stringify([k.source_pipeline, k.target]), k]));
+    const of = pairs.map((p) => keptOf.get(JSON.stringify([p.source, p.target])));
+    // The breaker is read in a statement after the lock: one that waited for a pair's lock
     // sees what committed meanwhile (a breaker another replica opened), which a join in the
     // locking statement would see as of its start. The count in the window: the kept count
     // moved forward past the jobs that left it, or (first use, window moved back by a reset
     // or a longer window) counted afresh; both by the index on counted jobs.
-    const { rows } = await c.query<{ open_until: number | null; since: number; count: number }>(
-      `SELECT b.open_until, s.since,
-         CASE WHEN $5::bigint < 0 OR s.since < $5::bigint
-                THEN (SELECT count(*) FROM jobs WHERE source_pipeline = $1 AND target = $2 AND counted AND created_at > s.since)
-              WHEN s.since > $5::bigint
-                THEN $6::bigint - (SELECT count(*) FROM jobs WHERE source_pipeline = $1 AND target = $2 AND counted AND created_at > $5::bigint AND created_at <= s.since)
-              ELSE $6::bigint END::int AS count
-       FROM (SELECT 1) AS one
-       LEFT JOIN breakers b ON b.source_pipeline = $1 AND b.target = $2
-       CROSS JOIN LATERAL (SELECT greatest($3::bigint - $4::bigint, coalesce(b.reset_at, 0)) AS since) AS s`,
-      [source, target, now, windowMs, kept?.counted_since ?? -1, kept?.n ?? 0],
+    const { rows } = await c.query<{ i: number; open_until: number | null; since: number; count: number }>(
+      `SELECT u.i::int AS i, b.open_until, s.since,
+         CASE WHEN u.kept_since < 0 OR s.since < u.kept_since
+                THEN (SELECT count(*) FROM jobs WHERE source_pipeline = u.source AND target = u.target AND counted AND created_at > s.since)
+              WHEN s.since > u.kept_since
+                THEN u.kept_n - (SELECT count(*) FROM jobs WHERE source_pipeline = u.source AND target = u.target AND counted AND created_at > u.kept_since AND created_at <= s.since)
+              ELSE u.kept_n END::int AS count
+       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS u(source, target, window_ms, kept_since, kept_n, i)
+       LEFT JOIN breakers b ON b.source_pipeline = u.source AND b.target = u.target
+       CROSS JOIN LATERAL (SELECT greatest($6::bigint - u.window_ms, coalesce(b.reset_at, 0)) AS since) AS s`,
+      [sources, targets, pairs.map((p) => p.windowMs), of.map((k) => k?.counted_since ?? -1), of.map((k) => k?.n ?? 0), now],
     );
-    const judged = rows[0]!;
-    return { count: judged.count, openUntil: judged.open_until, since: judged.since };
+    const judged = new Map(rows.map((r) => [r.i, r]));
+    return pairs.map((_, i) => {
+      const r = judged.get(i + 1)!;
+      return { count: r.count, openUntil: r.open_until, since: r.since };
+    });
   }
 
   /** Notifications of causes recorded in this transaction; (target, cause) unique, so a cause seen twice (replicas, restarts) writes once. */
@@ -138,18 +156,18 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
 
   /**
    * The jobs of a batch of new events: each (pair) judged once per batch under its row lock
-   * (pairs locked in sorted order, so batches of two replicas cannot deadlock), then one
+   * (all pairs of the batch locked and judged together, see pairStates), then one
    * multi-row insert; one NOTIFY when any is pending.
    */
   async function insertJobs(c: pg.ClientBase, batch: Batch): Promise<Inserted['jobs'][]> {
     const now = clock();
     const judged = batch.flatMap((item) => item.jobs.filter((j) => !j.block && j.request).map((j) => ({ j, policy: item.policy })));
-    const pairs = new Map<string, { source: string; target: string; windowMs: number }>();
+    const pairs = new Map<string, PairKey>();
     for (const { j, policy } of judged) pairs.set(JSON.stringify([j.sourcePipeline, j.target]), { source: j.sourcePipeline, target: j.target, windowMs: policy.breaker.windowMs });
     const states = new Map<string, PairState & { since: number; added: number }>();
-    for (const key of [...pairs.keys()].sort()) {
-      const { source, target, windowMs } = pairs.get(key)!;
-      states.set(key, { ...(await pair(c, source, target, now, windowMs, true)), added: 0 });
+    if (pairs.size > 0) {
+      const judgedPairs = await pairStates(c, [...pairs.values()], now, true);
+      [...pairs.keys()].forEach((key, i) => states.set(key, { ...judgedPairs[i]!, added: 0 }));
     }
     const rows: unknown[][] = [];
     const opened = new Map<string, { source: string; target: string; until: number }>();
@@ -572,8 +590,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     },
 
     async pairState(source, target, now, windowMs) {
-      const { count, openUntil } = await pair(pool as unknown as pg.ClientBase, source, target, now, windowMs, false);
-      return { count, openUntil };
+      const [state] = await pairStates(pool as unknown as pg.ClientBase, [{ source, target, windowMs }], now, false);
+      return { count: state!.count, openUntil: state!.openUntil };
     },
 
     async claimNotifications({ target, now, limit, leaseMs, owner }) {

@@ -187,6 +187,28 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
     expect(await store.pairState('pl_1', 'airflow:dag_a', now, 60_000)).toEqual({ count: 50, openUntil: now + 60_000 });
   });
 
+  it('breaker exact for many pairs at once: 80 events through two replicas, each to four DAGs in its own order, max 20 → exactly 20 per pair, none failed', async () => {
+    const { store, again } = await open();
+    const replicaB = await again();
+    const policy: IngestPolicy = { breaker: { maxTriggers: 20, windowMs: 60_000 } };
+    const dags = ['dag_a', 'dag_b', 'dag_c', 'dag_d'];
+    // The pairs exist before the burst: a pair's first row is created by one replica while the
+    // other waits on it, so only existing pairs show that the lock (not the insert) keeps the count.
+    expect((await store.insertEvent(event(), dags.map((d) => job(`r_${d}`, d)), policy)).ok).toBe(true);
+    // Rotated per event, so batches of both replicas meet the pairs in different orders (a
+    // lock order that followed the jobs would deadlock here).
+    const results = await Promise.all(
+      Array.from({ length: 80 }, (_, i) => (i % 2 ? replicaB : store).insertEvent(event(), [...dags.slice(i % 4), ...dags.slice(0, i % 4)].map((d) => job(`r_${d}`, d)), policy)),
+    );
+    const failed = results.filter((r) => !r.ok);
+    expect(failed).toEqual([]);
+    for (const dag of dags) {
+      const states = results.map((r) => (r.ok ? r.value.jobs.find((j) => j.route === `r_${dag}`)!.state : 'failed'));
+      expect(states.filter((s) => s === 'pending')).toHaveLength(19);
+      expect(await store.pairState('pl_1', `airflow:${dag}`, now, 60_000)).toEqual({ count: 20, openUntil: now + 60_000 });
+    }
+  });
+
   it('breaker count slides with the window: jobs leave it one by one, whatever the window held', async () => {
     const { store } = await open();
     const policy: IngestPolicy = { breaker: { maxTriggers: 1000, windowMs: 10_000 } };
