@@ -89,7 +89,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
    * window since (see the SQLite store). Three statements however many pairs a batch holds.
    * With `lock`, the pairs' rows are locked for the rest of the transaction, so replicas judge
    * a pair one batch at a time: missing rows are created first, then all are locked in one
-   * statement in (source, target) order. Both steps go in that order, and the lock step waits
+   * statement in (source, target) order, then read and judged. Both steps go in that order, and the lock step waits
    * only on committed rows, so two replicas' batches cannot deadlock.
    */
   async function pairStates(c: pg.ClientBase, pairs: readonly PairKey[], now: number, lock: boolean): Promise<(PairState & { since: number })[]> {
@@ -102,31 +102,29 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
          ON CONFLICT DO NOTHING`,
         [sources, targets],
       );
+      await c.query(
+        `SELECT 1 FROM pair_counts WHERE (source_pipeline, target) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+         ORDER BY source_pipeline, target FOR UPDATE`,
+        [sources, targets],
+      );
     }
-    const { rows: kept } = await c.query<{ source_pipeline: string; target: string; counted_since: number; n: number }>(
-      `SELECT source_pipeline, target, counted_since, n FROM pair_counts
-       WHERE (source_pipeline, target) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-       ORDER BY source_pipeline, target ${lock ? 'FOR UPDATE' : ''}`,
-      [sources, targets],
-    );
-    const keptOf = new Map(kept.map((k) => [JSON.stringify([k.source_pipeline, k.target]), k]));
-    const of = pairs.map((p) => keptOf.get(JSON.stringify([p.source, p.target])));
-    // The breaker is read in a statement after the lock: one that waited for a pair's lock
-    // sees what committed meanwhile (a breaker another replica opened), which a join in the
-    // locking statement would see as of its start. The count in the window: the kept count
+    // The kept counts and the breakers are read in a statement after the lock: one that waited
+    // for a pair's lock sees what committed meanwhile (a breaker another replica opened), which
+    // a join in the locking statement would see as of its start. The count in the window: the kept count
     // moved forward past the jobs that left it, or (first use, window moved back by a reset
     // or a longer window) counted afresh; both by the index on counted jobs.
     const { rows } = await c.query<{ i: number; open_until: number | null; since: number; count: number }>(
       `SELECT u.i::int AS i, b.open_until, s.since,
-         CASE WHEN u.kept_since < 0 OR s.since < u.kept_since
+         CASE WHEN k.since < 0 OR s.since < k.since
                 THEN (SELECT count(*) FROM jobs WHERE source_pipeline = u.source AND target = u.target AND counted AND created_at > s.since)
-              WHEN s.since > u.kept_since
-                THEN u.kept_n - (SELECT count(*) FROM jobs WHERE source_pipeline = u.source AND target = u.target AND counted AND created_at > u.kept_since AND created_at <= s.since)
-              ELSE u.kept_n END::int AS count
-       FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS u(source, target, window_ms, kept_since, kept_n, i)
+              WHEN s.since > k.since
+                THEN k.n - (SELECT count(*) FROM jobs WHERE source_pipeline = u.source AND target = u.target AND counted AND created_at > k.since AND created_at <= s.since)
+              ELSE k.n END::int AS count
+       FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS u(source, target, window_ms, i)
        LEFT JOIN breakers b ON b.source_pipeline = u.source AND b.target = u.target
-       CROSS JOIN LATERAL (SELECT greatest($6::bigint - u.window_ms, coalesce(b.reset_at, 0)) AS since) AS s`,
-      [sources, targets, pairs.map((p) => p.windowMs), of.map((k) => k?.counted_since ?? -1), of.map((k) => k?.n ?? 0), now],
+       CROSS JOIN LATERAL (SELECT coalesce(max(p.counted_since), -1) AS since, coalesce(max(p.n), 0) AS n FROM pair_counts p WHERE p.source_pipeline = u.source AND p.target = u.target) AS k
+       CROSS JOIN LATERAL (SELECT greatest($4::bigint - u.window_ms, coalesce(b.reset_at, 0)) AS since) AS s`,
+      [sources, targets, pairs.map((p) => p.windowMs), now],
     );
     const judged = new Map(rows.map((r) => [r.i, r]));
     return pairs.map((_, i) => {

@@ -64,6 +64,7 @@ describe('PostgreSQL reclaim with autovacuum off', () => {
     await deleteEvents(more, few + more);
     await store.reclaim();
     await expect.poll(async () => (await counts()).dead, { timeout: 5000 }).toBe(0);
+    expect((await counts()).vacuums).toBe(1);
     // Those deletes also passed the analyze threshold (100 changed > 90), but the table was
     // analysed moments ago: analysed at most every 10 minutes (ANALYZE cost ~20 ms a round).
     expect((await counts()).analyses).toBe(1);
