@@ -688,49 +688,52 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
 
     async pruneBatch(cutoffs, limit, from) {
       // One transaction: the events, their jobs and attempts, and the copy of their delivery
-      // ids go together, so a replica that dies mid-prune leaves nothing half-deleted.
+      // ids go together, so a replica that dies mid-prune leaves nothing half-deleted. Two
+      // statements whatever the batch holds (there were nine to twelve, each a round trip
+      // while ingest waited for the same two cores): the first locks the candidates and their
+      // jobs; the second, with a snapshot taken after those locks, judges again (a job replayed
+      // or redriven since the first read keeps its event) and deletes.
       const { counts, full, last } = await tx(async (c) => {
         const candidates = (
           await c.query<{ id: string; received_at: Date }>(
-            `SELECT e.id, e.received_at FROM events e
-             WHERE e.received_at < $1 AND e.received_at >= $2 AND ${prunable('$3')}
-             ORDER BY e.received_at LIMIT $4
-             FOR UPDATE OF e SKIP LOCKED`,
+            `WITH c AS (
+               SELECT e.id, e.received_at FROM events e
+               WHERE e.received_at < $1 AND e.received_at >= $2 AND ${prunable('$3')}
+               ORDER BY e.received_at LIMIT $4
+               FOR UPDATE OF e SKIP LOCKED),
+             j AS (SELECT id FROM jobs WHERE event_id IN (SELECT id FROM c) ORDER BY id FOR UPDATE)
+             SELECT id, received_at, (SELECT count(*) FROM j) AS jobs FROM c ORDER BY received_at`,
             [new Date(cutoffs.eventsBefore), from ?? new Date(0).toISOString(), cutoffs.deadBefore, limit],
           )
         ).rows;
-        let ids = candidates.map((r) => r.id);
-        if (ids.length > 0) {
-          // Lock their jobs, then judge again: a job replayed or redriven since the first read
-          // (committed before our locks) keeps its event.
-          await c.query('SELECT id FROM jobs WHERE event_id = ANY($1) ORDER BY id FOR UPDATE', [ids]);
-          ids = (await c.query<{ id: string }>(`SELECT e.id FROM events e WHERE e.id = ANY($1) AND ${prunable('$2')}`, [ids, cutoffs.deadBefore])).rows.map((r) => r.id);
-        }
-        const n = (r: pg.QueryResult) => r.rowCount ?? 0;
-        let attempts = 0;
-        let jobs = 0;
-        let events = 0;
-        if (ids.length > 0) {
-          await c.query(
-            `INSERT INTO dedupe_keys (source, delivery_id, id, event_id, pruned_at)
-             SELECT source, delivery_id, id, event_id, $2 FROM events WHERE id = ANY($1)
-             ON CONFLICT (source, delivery_id) DO UPDATE SET id = excluded.id, event_id = excluded.event_id, pruned_at = excluded.pruned_at`,
-            [ids, cutoffs.now],
-          );
-          attempts = n(await c.query('DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id = ANY($1))', [ids]));
-          jobs = n(await c.query('DELETE FROM jobs WHERE event_id = ANY($1)', [ids]));
-          events = n(await c.query('DELETE FROM events WHERE id = ANY($1)', [ids]));
-        }
-        const dedupe_keys = n(
-          await c.query('DELETE FROM dedupe_keys WHERE (source, delivery_id) IN (SELECT source, delivery_id FROM dedupe_keys WHERE pruned_at < $1 LIMIT $2)', [cutoffs.dedupeBefore, limit]),
+        // The sub-statements share one snapshot, so each names the rows it removes by the
+        // judged ids, not by what another removed; a delivery id both expiring and kept again
+        // by this batch (the ON CONFLICT case) is refreshed, not also deleted: one row changed
+        // twice in a statement is undefined. Notifications are locked, so a replay (dead →
+        // pending) committing meanwhile is either seen or waited out, never deleted.
+        const { rows } = await c.query<Record<PrunedTable, number>>(
+          `WITH ids AS (SELECT e.id, e.source, e.delivery_id FROM events e WHERE e.id = ANY($1) AND ${prunable('$2')}),
+           kept AS (
+             INSERT INTO dedupe_keys (source, delivery_id, id, event_id, pruned_at)
+             SELECT source, delivery_id, id, event_id, $3 FROM events WHERE id IN (SELECT id FROM ids)
+             ON CONFLICT (source, delivery_id) DO UPDATE SET id = excluded.id, event_id = excluded.event_id, pruned_at = excluded.pruned_at),
+           a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id IN (SELECT id FROM ids)) RETURNING 1),
+           j AS (DELETE FROM jobs WHERE event_id IN (SELECT id FROM ids) RETURNING 1),
+           e AS (DELETE FROM events WHERE id IN (SELECT id FROM ids) RETURNING 1),
+           d AS (
+             DELETE FROM dedupe_keys WHERE (source, delivery_id) IN (
+               SELECT k.source, k.delivery_id FROM dedupe_keys k
+               WHERE k.pruned_at < $4 AND NOT EXISTS (SELECT 1 FROM ids WHERE ids.source = k.source AND ids.delivery_id = k.delivery_id)
+               LIMIT $5)
+             RETURNING 1),
+           f AS (SELECT id FROM notifications WHERE ${FINISHED_NOTIFICATION('$6', '$7')} LIMIT $5 FOR UPDATE SKIP LOCKED),
+           na AS (DELETE FROM notification_attempts WHERE notification_id IN (SELECT id FROM f) RETURNING 1),
+           n AS (DELETE FROM notifications WHERE id IN (SELECT id FROM f) RETURNING 1)
+           SELECT (SELECT count(*) FROM e)::int AS events, (SELECT count(*) FROM j)::int AS jobs, (SELECT count(*) FROM a)::int AS attempts,
+                  (SELECT count(*) FROM d)::int AS dedupe_keys, (SELECT count(*) FROM n)::int AS notifications, (SELECT count(*) FROM na)::int AS notification_attempts`,
+          [candidates.map((r) => r.id), cutoffs.deadBefore, cutoffs.now, cutoffs.dedupeBefore, limit, cutoffs.eventsBefore, cutoffs.deadBefore],
         );
-        // Locked, so a replay (dead → pending) committing meanwhile is either seen or waited out, never deleted.
-        const finished = (
-          await c.query<{ id: string }>(`SELECT id FROM notifications WHERE ${FINISHED_NOTIFICATION('$1', '$2')} LIMIT $3 FOR UPDATE SKIP LOCKED`, [cutoffs.eventsBefore, cutoffs.deadBefore, limit])
-        ).rows.map((r) => r.id);
-        const notification_attempts = finished.length > 0 ? n(await c.query('DELETE FROM notification_attempts WHERE notification_id = ANY($1)', [finished])) : 0;
-        const notifications = finished.length > 0 ? n(await c.query('DELETE FROM notifications WHERE id = ANY($1)', [finished])) : 0;
-        return { counts: { events, jobs, attempts, dedupe_keys, notifications, notification_attempts }, full: candidates.length === limit, last: candidates.at(-1)?.received_at };
+        return { counts: rows[0]!, full: candidates.length === limit, last: candidates.at(-1)?.received_at };
       });
       return { deleted: counts, more: full || counts.dedupe_keys === limit || counts.notifications === limit, ...(last ? { from: last.toISOString() } : from ? { from } : {}) };
     },
