@@ -67,6 +67,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
   const self = randomUUID();
   const notifyOthers = (c: pg.ClientBase | pg.Pool) => c.query('SELECT pg_notify($1, $2)', [CHANNEL, self]);
 
+  // The statements of the hot paths (ingest, claims, attempt records) are named: node-pg
+  // prepares a named statement once per connection and PostgreSQL then keeps its plan, where
+  // an unnamed one is planned at every call, and planning cost more than running (the pair
+  // judge on a warm server: 0.36 ms to plan, 0.13 ms to run; EXPLAIN (ANALYZE, SUMMARY)).
   async function tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await pool.connect();
     try {
@@ -96,25 +100,28 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     const sources = pairs.map((p) => p.source);
     const targets = pairs.map((p) => p.target);
     if (lock) {
-      await c.query(
-        `INSERT INTO pair_counts (source_pipeline, target, counted_since, n)
-         SELECT s, t, -1, 0 FROM unnest($1::text[], $2::text[]) AS u(s, t) ORDER BY s, t
-         ON CONFLICT DO NOTHING`,
-        [sources, targets],
-      );
-      await c.query(
-        `SELECT 1 FROM pair_counts WHERE (source_pipeline, target) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-         ORDER BY source_pipeline, target FOR UPDATE`,
-        [sources, targets],
-      );
+      await c.query({
+        name: 'pairs_create',
+        text: `INSERT INTO pair_counts (source_pipeline, target, counted_since, n)
+               SELECT s, t, -1, 0 FROM unnest($1::text[], $2::text[]) AS u(s, t) ORDER BY s, t
+               ON CONFLICT DO NOTHING`,
+        values: [sources, targets],
+      });
+      await c.query({
+        name: 'pairs_lock',
+        text: `SELECT 1 FROM pair_counts WHERE (source_pipeline, target) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+               ORDER BY source_pipeline, target FOR UPDATE`,
+        values: [sources, targets],
+      });
     }
     // The kept counts and the breakers are read in a statement after the lock: one that waited
     // for a pair's lock sees what committed meanwhile (a breaker another replica opened), which
     // a join in the locking statement would see as of its start. The count in the window: the kept count
     // moved forward past the jobs that left it, or (first use, window moved back by a reset
     // or a longer window) counted afresh; both by the index on counted jobs.
-    const { rows } = await c.query<{ i: number; open_until: number | null; since: number; count: number }>(
-      `SELECT u.i::int AS i, b.open_until, s.since,
+    const { rows } = await c.query<{ i: number; open_until: number | null; since: number; count: number }>({
+      name: 'pairs_judge',
+      text: `SELECT u.i::int AS i, b.open_until, s.since,
          CASE WHEN k.since < 0 OR s.since < k.since
                 THEN (SELECT count(*) FROM jobs WHERE source_pipeline = u.source AND target = u.target AND counted AND created_at > s.since)
               WHEN s.since > k.since
@@ -124,8 +131,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
        LEFT JOIN breakers b ON b.source_pipeline = u.source AND b.target = u.target
        CROSS JOIN LATERAL (SELECT coalesce(max(p.counted_since), -1) AS since, coalesce(max(p.n), 0) AS n FROM pair_counts p WHERE p.source_pipeline = u.source AND p.target = u.target) AS k
        CROSS JOIN LATERAL (SELECT greatest($4::bigint - u.window_ms, coalesce(b.reset_at, 0)) AS since) AS s`,
-      [sources, targets, pairs.map((p) => p.windowMs), now],
-    );
+      values: [sources, targets, pairs.map((p) => p.windowMs), now],
+    });
     const judged = new Map(rows.map((r) => [r.i, r]));
     return pairs.map((_, i) => {
       const r = judged.get(i + 1)!;
@@ -204,8 +211,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       // when any job is pending (one round trip where there were three).
       const counts = [...states].map(([key, state]) => [pairs.get(key)!.source, pairs.get(key)!.target, state.since, state.count + state.added]);
       const pending = outcomes.some((o) => o.some((j) => j.state === 'pending'));
-      await c.query(
-        `WITH new_jobs AS (
+      await c.query({
+        name: 'jobs_insert',
+        text: `WITH new_jobs AS (
            INSERT INTO jobs (id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
                              next_attempt_at, last_error, received_at, created_at, updated_at, counted)
            SELECT id, event_id, route, airflow, dag_id, dag_run_id, request, state, source_pipeline, target, lineage, block_reason,
@@ -219,8 +227,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
            FROM unnest($18::text[], $19::text[], $20::bigint[], $21::bigint[]) AS u(source_pipeline, target, since, n)
            WHERE p.source_pipeline = u.source_pipeline AND p.target = u.target)
          SELECT pg_notify($22, $23) WHERE $24::boolean`,
-        [...columns(rows, 17), ...columns(counts, 4), CHANNEL, self, pending],
-      );
+        values: [...columns(rows, 17), ...columns(counts, 4), CHANNEL, self, pending],
+      });
     }
     if (breakerNews.length > 0) {
       const ids = await eventIdsOf(c, breakerNews.map((b) => b.eventId));
@@ -257,8 +265,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       // Deliveries of pruned events are duplicates while their ids are kept: looked up in the
       // statement that inserts the others (one round trip), and not inserted. `existed`: the
       // deliveries whose event this statement's snapshot still holds (redeliveries).
-      const { rows } = await c.query<{ kind: 'new' | 'kept' | 'existed'; id: string | null; source: string | null; delivery_id: string | null }>(
-        `WITH u AS (
+      const { rows } = await c.query<{ kind: 'new' | 'kept' | 'existed'; id: string | null; source: string | null; delivery_id: string | null }>({
+        name: 'events_insert',
+        text: `WITH u AS (
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::timestamptz[], $13::jsonb[])
              AS u(id, source, delivery_id, scheme, event_id, type, pipeline_id, run_id, status, headers, body, received_at, routing)),
          kept AS (SELECT k.id, k.source, k.delivery_id FROM dedupe_keys k JOIN u USING (source, delivery_id)),
@@ -270,11 +279,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
          SELECT 'new' AS kind, id, NULL AS source, NULL AS delivery_id FROM ins
          UNION ALL SELECT 'kept', id, source, delivery_id FROM kept
          UNION ALL SELECT 'existed', NULL, source, delivery_id FROM existed`,
-        columns(
+        values: columns(
           batch.map(({ e, jobs }, i) => [ids[i], e.source, e.deliveryId, e.scheme, e.eventId, e.type, e.pipelineId, e.runId, jobs.length > 0 ? 'routed' : 'unrouted', JSON.stringify(e.headers), e.body, e.receivedAt, JSON.stringify(e.routing)]),
           13,
         ),
-      );
+      });
       const kept = new Map<string, string>(rows.flatMap((r) => (r.kind === 'kept' ? [[deliveryKey(r), r.id!] as const] : [])));
       const inserted = new Set(rows.flatMap((r) => (r.kind === 'new' ? [r.id!] : [])));
       const existed = new Set(rows.flatMap((r) => (r.kind === 'existed' ? [deliveryKey(r)] : [])));
@@ -334,8 +343,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
   async function finishBatch(batch: Finish[]): Promise<(number | undefined)[]> {
     const record = async (c: pg.ClientBase | pg.Pool) => {
       const now = clock();
-      const { rows } = await c.query<{ job_id: string; lease: string; n: number }>(
-        `WITH u AS (
+      const { rows } = await c.query<{ job_id: string; lease: string; n: number }>({
+        name: 'attempts_record',
+        text: `WITH u AS (
            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::int[], $6::text[], $7::text[], $8::bigint[],
                                 $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::smallint[])
              AS u(job_id, lease, started_at, duration_ms, http_status, outcome, detail, next_retry_at,
@@ -354,8 +364,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
              run_state = ok.run_state, run_url = coalesce(ok.run_url, jobs.run_url), run_open = ok.run_open
            FROM ok WHERE jobs.id = ok.job_id)
          SELECT ins.job_id, ok.lease, ins.n FROM ins JOIN ok USING (job_id)`,
-        columns(batch.map(({ jobId, lease, attempt: a, update }) => [jobId, lease, a.startedAt, a.durationMs, a.httpStatus, a.outcome, a.detail, a.nextRetryAt, ...jobUpdateValues(update, now)]), 18),
-      );
+        values: columns(batch.map(({ jobId, lease, attempt: a, update }) => [jobId, lease, a.startedAt, a.durationMs, a.httpStatus, a.outcome, a.detail, a.nextRetryAt, ...jobUpdateValues(update, now)]), 18),
+      });
       // Keyed by job and lease: an old lease's late record in the same batch as the new one's gets nothing.
       return new Map(rows.map((r) => [`${r.job_id}\n${r.lease}`, r.n]));
     };
@@ -414,16 +424,17 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     },
 
     async claimJobs({ airflow, now, limit, leaseMs, owner }) {
-      const { rows } = await pool.query<JobRow>(
-        `UPDATE jobs SET lease_owner = $1, lease_until = $2
+      const { rows } = await pool.query<JobRow>({
+        name: 'jobs_claim',
+        text: `UPDATE jobs SET lease_owner = $1, lease_until = $2
          WHERE id IN (
            SELECT id FROM jobs
            WHERE airflow = $3 AND state = 'pending' AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)
            ORDER BY next_attempt_at LIMIT $5
            FOR UPDATE SKIP LOCKED)
          RETURNING *`,
-        [owner, now + leaseMs, airflow, now, limit],
-      );
+        values: [owner, now + leaseMs, airflow, now, limit],
+      });
       return rows.map(toJob);
     },
 
