@@ -89,7 +89,7 @@ store: { url: "${run.storeUrl}", retention: { events: ${RETENTION_S}s, dead: ${R
 log: { level: info }
 sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-webhooks, secrets: ["${SECRET}"], tolerance: 10s } } }
 airflow: { default: { url: "${sinkUrl}", auth: { type: none }, track: { interval: 2s } } }
-loop_guard: { breaker: { max_triggers: 100000000, window: 1m } }
+loop_guard: { breaker: { max_triggers: 100000000, window: ${RETENTION_S}s } }
 routes:
   - { name: soak, match: { pipeline_id: pl_routed }, trigger: { airflow: default, dag_id: soak } }
 `,

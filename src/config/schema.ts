@@ -412,6 +412,14 @@ export const configSchema = z
     }
     const kept = config.store.retention;
     if (kept !== false) {
+      // A prune takes the jobs it deletes out of their pair's breaker count: one pruned while
+      // still inside the window would stop counting against the pair's limit.
+      const window = config.loop_guard.breaker.window;
+      for (const key of ['events', 'dead'] as const) {
+        if (kept[key] < window) {
+          ctx.addIssue({ code: 'custom', path: ['store', 'retention', key], message: `shorter than loop_guard.breaker.window (${window / 1000}s): triggers pruned inside the window would no longer count against their pipeline → DAG pair` });
+        }
+      }
       // A redelivery signed within a source's tolerance must still meet its delivery id.
       for (const [name, src] of Object.entries(config.sources)) {
         if (kept.dedupe < src.verify.tolerance) {

@@ -702,9 +702,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       // One transaction: the events, their jobs and attempts, and the copy of their delivery
       // ids go together, so a replica that dies mid-prune leaves nothing half-deleted. Two
       // statements whatever the batch holds (there were nine to twelve, each a round trip
-      // while ingest waited for the same two cores): the first locks the candidates and their
-      // jobs; the second, with a snapshot taken after those locks, judges again (a job replayed
-      // or redriven since the first read keeps its event) and deletes.
+      // while ingest waited for the same two cores): the first locks the candidates, their
+      // jobs and their pairs' kept counts; the second, with a snapshot taken after those locks,
+      // judges again (a job replayed or redriven since the first read keeps its event), deletes,
+      // and takes the deleted jobs out of the kept counts that still include them (a pair not
+      // judged since they left its window would otherwise keep them for good, see pairStates).
+      // Ingest takes a pair's lock only after its event insert, the one step that can wait on a
+      // prune, so the two cannot deadlock.
       const { counts, full, last } = await tx(async (c) => {
         const candidates = (
           await c.query<{ id: string; received_at: Date }>({
@@ -714,8 +718,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
                WHERE e.received_at < $1 AND e.received_at >= $2 AND ${prunable('$3')}
                ORDER BY e.received_at LIMIT $4
                FOR UPDATE OF e SKIP LOCKED),
-             j AS (SELECT id FROM jobs WHERE event_id IN (SELECT id FROM c) ORDER BY id FOR UPDATE)
-             SELECT id, received_at, (SELECT count(*) FROM j) AS jobs FROM c ORDER BY received_at`,
+             j AS (SELECT id FROM jobs WHERE event_id IN (SELECT id FROM c) ORDER BY id FOR UPDATE),
+             p AS (
+               SELECT 1 FROM pair_counts WHERE (source_pipeline, target) IN (SELECT source_pipeline, target FROM jobs WHERE event_id IN (SELECT id FROM c) AND counted)
+               ORDER BY source_pipeline, target FOR UPDATE)
+             SELECT id, received_at, (SELECT count(*) FROM j) AS jobs, (SELECT count(*) FROM p) AS pairs FROM c ORDER BY received_at`,
             values: [new Date(cutoffs.eventsBefore), from ?? new Date(0).toISOString(), cutoffs.deadBefore, limit],
           })
         ).rows;
@@ -733,6 +740,12 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
              ON CONFLICT (source, delivery_id) DO UPDATE SET id = excluded.id, event_id = excluded.event_id, pruned_at = excluded.pruned_at),
            a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id IN (SELECT id FROM ids)) RETURNING 1),
            j AS (DELETE FROM jobs WHERE event_id IN (SELECT id FROM ids) RETURNING 1),
+           forgotten AS (
+             UPDATE pair_counts p SET n = p.n - g.n
+             FROM (SELECT j.source_pipeline, j.target, count(*) AS n FROM jobs j JOIN pair_counts k USING (source_pipeline, target)
+                   WHERE j.event_id IN (SELECT id FROM ids) AND j.counted AND j.created_at > k.counted_since
+                   GROUP BY j.source_pipeline, j.target) g
+             WHERE p.source_pipeline = g.source_pipeline AND p.target = g.target),
            e AS (DELETE FROM events WHERE id IN (SELECT id FROM ids) RETURNING 1),
            d AS (
              DELETE FROM dedupe_keys WHERE (source, delivery_id) IN (

@@ -207,6 +207,16 @@ function sqliteStore(db: Database.Database, clock: () => number, checkpoints?: C
      ON CONFLICT (source, delivery_id) DO UPDATE SET id = excluded.id, event_id = excluded.event_id, pruned_at = excluded.pruned_at`,
   );
   const deleteAttempts = db.prepare<[string]>('DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id IN (SELECT value FROM json_each(?)))');
+  // A pair's kept count holds its counted jobs created after counted_since; those pruned before
+  // the pair is judged again (it went quiet past its window and the retention) leave it here,
+  // or the count would keep them for good and a quiet pair would come back over its limit.
+  const forgetPrunedJobs = db.prepare<[{ ids: string }]>(
+    `UPDATE pair_counts SET n = n - (
+       SELECT count(*) FROM jobs j
+       WHERE j.event_id IN (SELECT value FROM json_each(@ids)) AND j.counted = 1
+         AND j.source_pipeline = pair_counts.source_pipeline AND j.target = pair_counts.target AND j.created_at > pair_counts.counted_since)
+     WHERE (source_pipeline, target) IN (SELECT source_pipeline, target FROM jobs WHERE event_id IN (SELECT value FROM json_each(@ids)) AND counted = 1)`,
+  );
   const deleteJobs = db.prepare<[string]>('DELETE FROM jobs WHERE event_id IN (SELECT value FROM json_each(?))');
   const deleteEvents = db.prepare<[string]>('DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))');
   const expireDeliveryIds = db.prepare<[number, number]>(
@@ -588,7 +598,10 @@ function sqliteStore(db: Database.Database, clock: () => number, checkpoints?: C
       const batch = db.transaction(() => {
         const candidates = pruneCandidates.all({ eventsBefore: new Date(cutoffs.eventsBefore).toISOString(), from: from ?? '', deadBefore: cutoffs.deadBefore, limit });
         const ids = JSON.stringify(candidates.map((c) => c.id));
-        if (candidates.length > 0) keepDeliveryIds.run(cutoffs.now, ids);
+        if (candidates.length > 0) {
+          keepDeliveryIds.run(cutoffs.now, ids);
+          forgetPrunedJobs.run({ ids });
+        }
         const counts = {
           attempts: candidates.length > 0 ? deleteAttempts.run(ids).changes : 0,
           jobs: candidates.length > 0 ? deleteJobs.run(ids).changes : 0,

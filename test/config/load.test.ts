@@ -109,6 +109,16 @@ sources:
     ]);
   });
 
+  it('refuses a retention shorter than the loop guard\'s breaker window, with its path', () => {
+    const env = { SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' };
+    expect(problems(`store: { retention: { events: 5m, dead: 1h } }\nloop_guard: { breaker: { window: 10m } }\n${SOURCE}`, env)).toEqual([
+      'store.retention.events: shorter than loop_guard.breaker.window (600s): triggers pruned inside the window would no longer count against their pipeline → DAG pair',
+    ]);
+    expect(problems(`store: { retention: { events: 1h, dead: 1h } }\nloop_guard: { breaker: { window: 2h } }\n${SOURCE}`, env).map((p) => p.split(':')[0])).toEqual(['store.retention.events', 'store.retention.dead']);
+    expect(problems(`store: { retention: { events: 10m } }\nloop_guard: { breaker: { window: 10m } }\n${SOURCE}`, env)).toEqual([]);
+    expect(problems(`store: { retention: false }\nloop_guard: { breaker: { window: 400d } }\n${SOURCE}`, env)).toEqual([]);
+  });
+
   it('refuses two sources on the same path', () => {
     const yaml = `sources: { a: { path: /x, verify: { scheme: hmac-sha256, secrets: [sixteen-chars-secret] } }, b: { path: /x, verify: { scheme: hmac-sha256, secrets: [sixteen-chars-secret] } } }`;
     expect(problems(yaml)).toEqual(['sources.b.path: same path as source "a"']);

@@ -185,7 +185,7 @@ sources: { planasonix: { path: /webhooks/planasonix, verify: { scheme: standard-
     );
     expect(stored.ok).toBe(true);
     expect((await bridge.pruner.runOnce())!.rows.events).toBe(0);
-    writeFileSync(file, withRetention('{ events: 1m, dedupe: 10m }'));
+    writeFileSync(file, withRetention('{ events: 10m, dedupe: 10m }'));
     expect(await bridge.reloadFromFile()).toEqual({ ok: true, changed: ['store'] });
     expect((await bridge.pruner.runOnce())!.rows).toEqual({ events: 1, jobs: 0, attempts: 0, dedupe_keys: 0, notifications: 0, notification_attempts: 0 });
     writeFileSync(file, withRetention('false'));

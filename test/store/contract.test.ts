@@ -322,6 +322,21 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
     expect(fresh.ok && fresh.value.id).not.toBe(done.id);
   });
 
+  it('prune: counted jobs pruned before their pair is judged again leave its kept count (a quiet pair does not come back over its limit)', async () => {
+    const { store } = await open();
+    const twoAMinute: IngestPolicy = { breaker: { maxTriggers: 2, windowMs: 60_000 } };
+    const states = async () => {
+      const r = await store.insertEvent(at(now), [job()], twoAMinute);
+      if (!r.ok) throw new Error(r.error.message);
+      return r.value.jobs.map((j) => j.state);
+    };
+    expect([...(await states()), ...(await states())]).toEqual(['pending', 'pending']);
+    await settle(store, 'done');
+    now += 2 * HOUR; // past the window and the retention; nothing of the pair was judged since
+    expect((await pruneAll(store)).jobs).toBe(2);
+    expect([...(await states()), ...(await states()), ...(await states())]).toEqual(['pending', 'pending', 'blocked']);
+  });
+
   it('export: every event with its jobs and attempts, oldest first, in pages, before a date', async () => {
     const { store } = await open();
     const first = await store.insertEvent(at(now - 3 * HOUR), [job('a', 'dag_a'), job('b', 'dag_b')], NO_BREAKER);
