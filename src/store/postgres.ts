@@ -91,27 +91,23 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
 
   /**
    * The breaker's state for each pair, as of `now`: the kept count less the jobs that left the
-   * window since (see the SQLite store). Three statements however many pairs a batch holds.
+   * window since (see the SQLite store). Two statements however many pairs a batch holds.
    * With `lock`, the pairs' rows are locked for the rest of the transaction, so replicas judge
-   * a pair one batch at a time: missing rows are created first, then all are locked in one
-   * statement in (source, target) order, then read and judged. Both steps go in that order, and the lock step waits
-   * only on committed rows, so two replicas' batches cannot deadlock.
+   * a pair one batch at a time: one insert creates the missing rows and, by a no-op update of
+   * the existing ones, locks them all, in (source, target) order; an `ON CONFLICT DO UPDATE`
+   * locks the row as it is now, also one committed after the statement began (a second
+   * replica's new pair), which a `SELECT … FOR UPDATE` would not see. Both replicas' batches
+   * take the rows in the same order, so they cannot deadlock. Then the rows are read and judged.
    */
   async function pairStates(c: pg.ClientBase, pairs: readonly PairKey[], now: number, lock: boolean): Promise<(PairState & { since: number })[]> {
     const sources = pairs.map((p) => p.source);
     const targets = pairs.map((p) => p.target);
     if (lock) {
       await c.query({
-        name: 'pairs_create',
+        name: 'pairs_lock',
         text: `INSERT INTO pair_counts (source_pipeline, target, counted_since, n)
                SELECT s, t, -1, 0 FROM unnest($1::text[], $2::text[]) AS u(s, t) ORDER BY s, t
-               ON CONFLICT DO NOTHING`,
-        values: [sources, targets],
-      });
-      await c.query({
-        name: 'pairs_lock',
-        text: `SELECT 1 FROM pair_counts WHERE (source_pipeline, target) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-               ORDER BY source_pipeline, target FOR UPDATE`,
+               ON CONFLICT (source_pipeline, target) DO UPDATE SET n = pair_counts.n`,
         values: [sources, targets],
       });
     }
