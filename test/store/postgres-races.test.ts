@@ -1,8 +1,10 @@
 // PostgreSQL only: what two transactions at once can do to an insert (a replica pruning while
-// another ingests), held open by hand so the interleaving is the one meant.
+// another ingests): held open by hand where one interleaving is meant, run at once where any
+// interleaving must keep the breaker's count.
 import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
+import type { NewJob } from '../../src/store/types.js';
 import { bareEvent, freshPostgresDatabase } from '../helpers/stores.js';
 
 const POLICY = { breaker: { maxTriggers: 1000, windowMs: 60_000 } };
@@ -41,5 +43,60 @@ describe('PostgreSQL store under concurrent transactions', () => {
     expect(other.ok && other.value.duplicate).toBe(false);
     const { rows } = await pruner.query<{ delivery_id: string }>('SELECT delivery_id FROM events ORDER BY delivery_id');
     expect(rows.map((r) => r.delivery_id)).toEqual(['d2']);
+  });
+
+  it('one replica pruning a pair\'s old jobs while another ingests new ones for it: no deadlock, and its kept count stays the count of its counted jobs', async () => {
+    const db = await freshPostgresDatabase();
+    cleanups.push(db.drop);
+    let now = Date.parse('2026-12-01T00:00:00Z');
+    const clock = () => now;
+    const [a, b] = [await openPostgresStore({ url: db.url, poolSize: 4, clock }), await openPostgresStore({ url: db.url, poolSize: 4, clock })];
+    cleanups.push(() => a.close(), () => b.close());
+    const job = (n: number): NewJob => ({
+      route: 'r', airflow: 'default', dagId: 'dag_a', request: { dag_run_id: `run_${n}`, logical_date: null, conf: {}, note: null },
+      sourcePipeline: 'pl_1', target: 'airflow:dag_a', lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', 'airflow:dag_a'], event_id: 'e', route: 'r' },
+    });
+    const at = (d: string) => ({ ...event(d), receivedAt: new Date(now) });
+    for (let i = 0; i < 60; i++) expect((await a.insertEvent(at(`old${i}`), [job(i)], POLICY)).ok).toBe(true);
+    for (const claimed of await a.claimJobs({ airflow: 'default', now, limit: 100, leaseMs: 30_000, owner: 'w' })) {
+      await a.finishAttempt(claimed.id, 'w', { startedAt: now, durationMs: 1, httpStatus: 200, outcome: 'triggered', detail: 'ok', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: claimed.dagRunId });
+    }
+    now += 2 * 3_600_000; // the old jobs are past the window (1 min) and the retention below (1 h)
+
+    const prune = async () => {
+      const deleted = { events: 0, jobs: 0 };
+      let from: string | undefined;
+      for (let more = true; more; ) {
+        const batch = await a.pruneBatch({ now, eventsBefore: now - 3_600_000, deadBefore: now - 3_600_000, dedupeBefore: now - 7_200_000 }, 5, from);
+        deleted.events += batch.deleted.events;
+        deleted.jobs += batch.deleted.jobs;
+        ({ more, from } = batch);
+      }
+      return deleted;
+    };
+    // Eight senders of five events each: many small batches of the same pair, interleaved with the prune's.
+    const ingest = Promise.all(
+      Array.from({ length: 8 }, async (_, s) => {
+        const states: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          const r = await b.insertEvent(at(`new${s}_${i}`), [job(100 + 5 * s + i)], POLICY);
+          if (!r.ok) throw new Error(r.error.message);
+          states.push(...r.value.jobs.map((j) => j.state));
+        }
+        return states;
+      }),
+    );
+    const [pruned, states] = await Promise.all([prune(), ingest]);
+    expect(pruned).toEqual({ events: 60, jobs: 60 });
+    expect(states.flat()).toEqual(Array(40).fill('pending'));
+
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    cleanups.push(() => sql.end());
+    const { rows } = await sql.query<{ n: number; counted: number }>(
+      `SELECT p.n::int AS n, (SELECT count(*)::int FROM jobs j WHERE j.source_pipeline = p.source_pipeline AND j.target = p.target AND j.counted AND j.created_at > p.counted_since) AS counted
+       FROM pair_counts p WHERE p.source_pipeline = 'pl_1' AND p.target = 'airflow:dag_a'`,
+    );
+    expect(rows).toEqual([{ n: 40, counted: 40 }]);
   });
 });
