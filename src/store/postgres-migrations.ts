@@ -151,4 +151,9 @@ export const postgresMigrations: readonly string[] = [
    CREATE TABLE probe (id INTEGER PRIMARY KEY CHECK (id = 1), at BIGINT NOT NULL, pad BYTEA);`,
   // Retention of notifications: finished ones found by state and when they finished.
   `CREATE INDEX notifications_finished ON notifications (state, done_at) WHERE state <> 'pending';`,
+  // Kept breaker counts recounted once (see sqlite-migrations.ts).
+  `UPDATE pair_counts p SET n = (
+     SELECT count(*) FROM jobs j
+     WHERE j.source_pipeline = p.source_pipeline AND j.target = p.target AND j.counted AND j.created_at > p.counted_since)
+   WHERE p.counted_since >= 0;`,
 ];

@@ -161,4 +161,10 @@ export const sqliteMigrations: readonly string[] = [
    ALTER TABLE probe ADD COLUMN pad BLOB;`,
   // Retention of notifications: finished ones found by state and when they finished.
   `CREATE INDEX notifications_finished ON notifications (state, done_at) WHERE state <> 'pending';`,
+  // Kept breaker counts recounted once: before this version a prune left the counted jobs it
+  // deleted in their pair's count (a pair quiet past the retention kept its last window's).
+  `UPDATE pair_counts SET n = (
+     SELECT count(*) FROM jobs j
+     WHERE j.source_pipeline = pair_counts.source_pipeline AND j.target = pair_counts.target AND j.counted = 1 AND j.created_at > pair_counts.counted_since)
+   WHERE counted_since >= 0;`,
 ];

@@ -163,6 +163,22 @@ describe('SQLite store: restart (the shared contract is in contract.test.ts)', (
   let now = Date.parse('2026-12-01T00:00:00Z');
   const clock = () => now;
 
+  it('an older file\'s kept breaker counts are recounted once: jobs pruned by an older bridge leave them', async () => {
+    const path = dbFile();
+    const store = openSqliteStore({ path, busyTimeoutMs: 100, clock });
+    for (const d of ['p1', 'p2', 'p3']) await store.insertEvent(event(d), jobs.slice(0, 1), POLICY);
+    await store.close();
+    // What an older bridge's prune left: two of the jobs gone, the count still 3.
+    const db = new Database(path);
+    db.prepare("DELETE FROM jobs WHERE event_id IN (SELECT id FROM events WHERE delivery_id IN ('p1', 'p2'))").run();
+    db.pragma(`user_version = ${sqliteMigrations.length - 1}`);
+    const count = () => db.prepare<[], { n: number }>("SELECT n FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a'").get()!.n;
+    expect(count()).toBe(3);
+    openSqliteStore({ path, busyTimeoutMs: 100, clock }).close();
+    expect(count()).toBe(1);
+    db.close();
+  });
+
   it('a reopened store (process restart) releases leases at once; replay re-queues a dead job', async () => {
     const path = dbFile();
     const first = openSqliteStore({ path, busyTimeoutMs: 100, clock });
