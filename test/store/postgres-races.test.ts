@@ -1,14 +1,19 @@
 // PostgreSQL only: what two transactions at once can do to an insert (a replica pruning while
 // another ingests): held open by hand where one interleaving is meant, run at once where any
-// interleaving must keep the breaker's count.
+// interleaving must keep the breaker's count; and the upgrade that repairs that count.
 import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
+import { postgresMigrations } from '../../src/store/postgres-migrations.js';
 import type { NewJob } from '../../src/store/types.js';
 import { bareEvent, freshPostgresDatabase } from '../helpers/stores.js';
 
 const POLICY = { breaker: { maxTriggers: 1000, windowMs: 60_000 } };
 const event = bareEvent;
+const job = (n: number): NewJob => ({
+  route: 'r', airflow: 'default', dagId: 'dag_a', request: { dag_run_id: `run_${n}`, logical_date: null, conf: {}, note: null },
+  sourcePipeline: 'pl_1', target: 'airflow:dag_a', lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', 'airflow:dag_a'], event_id: 'e', route: 'r' },
+});
 
 describe('PostgreSQL store under concurrent transactions', () => {
   const cleanups: (() => Promise<void>)[] = [];
@@ -52,10 +57,6 @@ describe('PostgreSQL store under concurrent transactions', () => {
     const clock = () => now;
     const [a, b] = [await openPostgresStore({ url: db.url, poolSize: 4, clock }), await openPostgresStore({ url: db.url, poolSize: 4, clock })];
     cleanups.push(() => a.close(), () => b.close());
-    const job = (n: number): NewJob => ({
-      route: 'r', airflow: 'default', dagId: 'dag_a', request: { dag_run_id: `run_${n}`, logical_date: null, conf: {}, note: null },
-      sourcePipeline: 'pl_1', target: 'airflow:dag_a', lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', 'airflow:dag_a'], event_id: 'e', route: 'r' },
-    });
     const at = (d: string) => ({ ...event(d), receivedAt: new Date(now) });
     for (let i = 0; i < 60; i++) expect((await a.insertEvent(at(`old${i}`), [job(i)], POLICY)).ok).toBe(true);
     for (const claimed of await a.claimJobs({ airflow: 'default', now, limit: 100, leaseMs: 30_000, owner: 'w' })) {
@@ -98,5 +99,23 @@ describe('PostgreSQL store under concurrent transactions', () => {
        FROM pair_counts p WHERE p.source_pipeline = 'pl_1' AND p.target = 'airflow:dag_a'`,
     );
     expect(rows).toEqual([{ n: 40, counted: 40 }]);
+  });
+
+  it('an older database\'s kept breaker counts are recounted once at upgrade: jobs pruned by an older bridge leave them', async () => {
+    const db = await freshPostgresDatabase();
+    cleanups.push(db.drop);
+    const store = await openPostgresStore({ url: db.url, poolSize: 2 });
+    for (const [i, d] of ['p1', 'p2', 'p3'].entries()) expect((await store.insertEvent(event(d), [job(i)], POLICY)).ok).toBe(true);
+    await store.close();
+    // What an older bridge's prune left: two of the jobs gone, the count still 3.
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    cleanups.push(() => sql.end());
+    await sql.query("DELETE FROM jobs WHERE event_id IN (SELECT id FROM events WHERE delivery_id IN ('p1', 'p2'))");
+    await sql.query('UPDATE schema_version SET version = $1', [postgresMigrations.length - 1]);
+    const count = async () => (await sql.query<{ n: number }>("SELECT n::int AS n FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a'")).rows[0]!.n;
+    expect(await count()).toBe(3);
+    await (await openPostgresStore({ url: db.url, poolSize: 2 })).close();
+    expect(await count()).toBe(1);
   });
 });
