@@ -91,7 +91,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
 
   /**
    * The breaker's state for each pair, as of `now`: the kept count less the jobs that left the
-   * window since (see the SQLite store). Two statements however many pairs a batch holds.
+   * window since (see the SQLite store). Two statements with `lock`, one without, however many
+   * pairs a batch holds.
    * With `lock`, the pairs' rows are locked for the rest of the transaction, so replicas judge
    * a pair one batch at a time: one insert creates the missing rows and, by a no-op update of
    * the existing ones, locks them all, in (source, target) order; an `ON CONFLICT DO UPDATE`
@@ -113,9 +114,9 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
     }
     // The kept counts and the breakers are read in a statement after the lock: one that waited
     // for a pair's lock sees what committed meanwhile (a breaker another replica opened), which
-    // a join in the locking statement would see as of its start. The count in the window: the kept count
-    // moved forward past the jobs that left it, or (first use, window moved back by a reset
-    // or a longer window) counted afresh; both by the index on counted jobs.
+    // a join in the locking statement would see as of its start. The count in the window: the
+    // kept count moved forward past the jobs that left it, or (first use, window moved back by
+    // a reset or a longer window) counted afresh; both by the index on counted jobs.
     const { rows } = await c.query<{ i: number; open_until: number | null; since: number; count: number }>({
       name: 'pairs_judge',
       text: `SELECT u.i::int AS i, b.open_until, s.since,
@@ -714,10 +715,11 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
                WHERE e.received_at < $1 AND e.received_at >= $2 AND ${prunable('$3')}
                ORDER BY e.received_at LIMIT $4
                FOR UPDATE OF e SKIP LOCKED),
-             j AS (SELECT id FROM jobs WHERE event_id IN (SELECT id FROM c) ORDER BY id FOR UPDATE),
+             j AS (SELECT id, source_pipeline, target, counted FROM jobs WHERE event_id IN (SELECT id FROM c) ORDER BY id FOR UPDATE),
              p AS (
-               SELECT 1 FROM pair_counts WHERE (source_pipeline, target) IN (SELECT source_pipeline, target FROM jobs WHERE event_id IN (SELECT id FROM c) AND counted)
+               SELECT 1 FROM pair_counts WHERE (source_pipeline, target) IN (SELECT source_pipeline, target FROM j WHERE counted)
                ORDER BY source_pipeline, target FOR UPDATE)
+             -- A SELECT in WITH runs only as far as it is read: the counts make both locks complete.
              SELECT id, received_at, (SELECT count(*) FROM j) AS jobs, (SELECT count(*) FROM p) AS pairs FROM c ORDER BY received_at`,
             values: [new Date(cutoffs.eventsBefore), from ?? new Date(0).toISOString(), cutoffs.deadBefore, limit],
           })
@@ -729,10 +731,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         // pending) committing meanwhile is either seen or waited out, never deleted.
         const { rows } = await c.query<Record<PrunedTable, number>>({
           name: 'prune_delete',
-          text: `WITH ids AS (SELECT e.id, e.source, e.delivery_id FROM events e WHERE e.id = ANY($1) AND ${prunable('$2')}),
+          text: `WITH ids AS (SELECT e.id, e.source, e.delivery_id, e.event_id FROM events e WHERE e.id = ANY($1) AND ${prunable('$2')}),
            kept AS (
              INSERT INTO dedupe_keys (source, delivery_id, id, event_id, pruned_at)
-             SELECT source, delivery_id, id, event_id, $3 FROM events WHERE id IN (SELECT id FROM ids)
+             SELECT source, delivery_id, id, event_id, $3 FROM ids
              ON CONFLICT (source, delivery_id) DO UPDATE SET id = excluded.id, event_id = excluded.event_id, pruned_at = excluded.pruned_at),
            a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id IN (SELECT id FROM ids)) RETURNING 1),
            j AS (DELETE FROM jobs WHERE event_id IN (SELECT id FROM ids) RETURNING 1),
