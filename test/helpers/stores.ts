@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
-import type { NewEvent, Store } from '../../src/store/types.js';
+import type { NewEvent, NewJob, Store } from '../../src/store/types.js';
 import { tempDir } from './app.js';
 
 /** The test PostgreSQL: the machine's server (trust auth); CI starts it if it is down. */
@@ -14,6 +14,12 @@ export const PG_ADMIN_URL = process.env.BRIDGE_TEST_PG_URL ?? 'postgres://postgr
 export const bareEvent = (deliveryId: string): NewEvent => ({
   source: 'planasonix', deliveryId, scheme: 'standard-webhooks', eventId: `evt_${deliveryId}`, type: 'run.succeeded', pipelineId: 'pl_1', runId: `run_${deliveryId}`,
   headers: {}, body: Buffer.from('{}'), receivedAt: new Date(), routing: [],
+});
+
+/** A bare job for store-level tests: pl_1 → the DAG, a run id of the caller's choice. */
+export const bareJob = (dagRunId: string, dagId = 'dag_a', route = 'r'): NewJob => ({
+  route, airflow: 'default', dagId, request: { dag_run_id: dagRunId, logical_date: null, conf: {}, note: null },
+  sourcePipeline: 'pl_1', target: `airflow:${dagId}`, lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', `airflow:${dagId}`], event_id: 'e', route },
 });
 
 /** A new, empty database per call, dropped by the returned cleanup. */

@@ -3,7 +3,7 @@
 // through a second replica, after a replay — gives no second notification.
 import { describe, expect, it } from 'vitest';
 import type { IngestPolicy, NewEvent, NewJob, Store } from '../../src/store/types.js';
-import { STORE_KINDS, storesOf } from '../helpers/stores.js';
+import { bareJob, STORE_KINDS, storesOf } from '../helpers/stores.js';
 import { notifierFor } from '../../src/notify/notifier.js';
 import { NOTIFY_TYPES } from '../../src/notify/types.js';
 import { judgeRun } from '../../src/track/run.js';
@@ -11,10 +11,7 @@ import type { Config } from '../../src/config/schema.js';
 
 const notify = notifierFor({ notify: [{ name: 'oncall', on: [...NOTIFY_TYPES] }, { name: 'only-r2', on: ['dag_run.failed'], routes: ['r2'] }] as unknown as Config['notify'] })!;
 const POLICY: IngestPolicy = { breaker: { maxTriggers: 1_000_000, windowMs: 60_000 }, notify };
-const job = (route = 'r', dagId = 'dag_a'): NewJob => ({
-  route, airflow: 'default', dagId, request: { dag_run_id: `run__${route}__${dagId}`, logical_date: null, conf: {}, note: null },
-  sourcePipeline: 'pl_1', target: `airflow:${dagId}`, lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', `airflow:${dagId}`], event_id: 'e', route },
-});
+const job = (route = 'r', dagId = 'dag_a'): NewJob => bareJob(`run__${route}__${dagId}`, dagId, route);
 let n = 0;
 const event = (deliveryId = `d${++n}`): NewEvent => ({
   source: 'planasonix', deliveryId, scheme: 'standard-webhooks', eventId: `evt_${deliveryId}`, type: 'run.succeeded', pipelineId: 'pl_1', runId: `run_${deliveryId}`,

@@ -1,13 +1,11 @@
 // The store contract: the same behaviour from SQLite (one process) and PostgreSQL (replicas).
 import { describe, expect, it } from 'vitest';
 import type { IngestPolicy, NewEvent, NewJob, Store } from '../../src/store/types.js';
-import { STORE_KINDS, storesOf } from '../helpers/stores.js';
+import { bareJob, STORE_KINDS, storesOf } from '../helpers/stores.js';
 
 const POLICY: IngestPolicy = { breaker: { maxTriggers: 3, windowMs: 60_000 } };
 const NO_BREAKER: IngestPolicy = { breaker: { maxTriggers: 1_000_000, windowMs: 60_000 } };
-const request = { dag_run_id: 'planasonix__run_1__r', logical_date: null, conf: { a: 1 }, note: null };
-const guarded = (dagId: string) => ({ sourcePipeline: 'pl_1', target: `airflow:${dagId}`, lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', `airflow:${dagId}`], event_id: 'e', route: 'r' } });
-const job = (route = 'r', dagId = 'dag_a', extra: Partial<NewJob> = {}): NewJob => ({ route, airflow: 'default', dagId, request: { ...request, dag_run_id: `run__${route}__${dagId}` }, ...guarded(dagId), ...extra });
+const job = (route = 'r', dagId = 'dag_a', extra: Partial<NewJob> = {}): NewJob => ({ ...bareJob(`run__${route}__${dagId}`, dagId, route), ...extra });
 let n = 0;
 const event = (deliveryId = `d${++n}`, source = 'planasonix'): NewEvent => ({
   source, deliveryId, scheme: 'standard-webhooks', eventId: `evt_${deliveryId}`, type: 'run.succeeded', pipelineId: 'pl_1', runId: `run_${deliveryId}`,

@@ -5,15 +5,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
 import { postgresMigrations } from '../../src/store/postgres-migrations.js';
-import type { NewJob } from '../../src/store/types.js';
-import { bareEvent, freshPostgresDatabase } from '../helpers/stores.js';
+import { bareEvent, bareJob, freshPostgresDatabase } from '../helpers/stores.js';
 
 const POLICY = { breaker: { maxTriggers: 1000, windowMs: 60_000 } };
 const event = bareEvent;
-const job = (n: number): NewJob => ({
-  route: 'r', airflow: 'default', dagId: 'dag_a', request: { dag_run_id: `run_${n}`, logical_date: null, conf: {}, note: null },
-  sourcePipeline: 'pl_1', target: 'airflow:dag_a', lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', 'airflow:dag_a'], event_id: 'e', route: 'r' },
-});
+const job = (n: number) => bareJob(`run_${n}`);
 
 describe('PostgreSQL store under concurrent transactions', () => {
   const cleanups: (() => Promise<void>)[] = [];

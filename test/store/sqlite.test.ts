@@ -8,6 +8,7 @@ import type { IngestPolicy, NewEvent, NewJob } from '../../src/store/types.js';
 
 const POLICY: IngestPolicy = { breaker: { maxTriggers: 100, windowMs: 60_000 } };
 import { tempDir } from '../helpers/app.js';
+import { bareJob } from '../helpers/stores.js';
 
 let cleanup: (() => void) | undefined;
 afterEach(() => cleanup?.());
@@ -154,12 +155,8 @@ describe('SQLite store', () => {
 });
 
 describe('SQLite store: restart (the shared contract is in contract.test.ts)', () => {
-  const request = { dag_run_id: 'planasonix__run_1__r', logical_date: null, conf: { a: 1 }, note: null };
-  const guarded = (dagId: string) => ({ sourcePipeline: 'pl_1', target: `airflow:${dagId}`, lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', `airflow:${dagId}`], event_id: 'e', route: 'r' } });
-  const jobs: NewJob[] = [
-    { route: 'r', airflow: 'default', dagId: 'dag_a', request, ...guarded('dag_a') },
-    { route: 'broken', airflow: 'default', dagId: 'dag_b', error: 'conf: missing', ...guarded('dag_b') },
-  ];
+  const { request: _unrendered, ...broken } = bareJob('', 'dag_b', 'broken');
+  const jobs: NewJob[] = [bareJob('planasonix__run_1__r'), { ...broken, error: 'conf: missing' }];
   let now = Date.parse('2026-12-01T00:00:00Z');
   const clock = () => now;
 
