@@ -48,9 +48,15 @@ ${route('nofwd', 'pl_nofwd', 'nofwd_dag', 'pl_nofwd', false, true)}
         if (found.length >= 3) break;
         await new Promise((r) => setTimeout(r, 500));
       }
+      const airflow = airflowApi(a);
+      // This waits on Airflow's scheduler running the call-back tasks; when it times out, what
+      // Airflow and the bridge got that far is what tells a slow scheduler from a lost call-back.
+      if (found.length < 3) {
+        const runs = await Promise.all(['loop_dag', 'hop_1', 'hop_2', 'hop_3', 'hop_4', 'nofwd_dag'].map(async (d) => `${d}: ${(await airflow.runs(d).catch(() => [])).map((r) => r.state).join(',') || 'none'}`));
+        console.log(`[loop guard, ${api}] ${found.length} of 3 blocked within the wait; Airflow runs ${runs.join('; ')}; bridge warnings: ${JSON.stringify(bridge.logLines.filter((l) => ['warn', 'error', 'fatal'].includes(l.level as string)).slice(-10).map((l) => l.msg))}`);
+      }
       expect(found.map((f) => [f.route, f.reason]).sort()).toEqual([['hop-4', 'max_depth'], ['loop', 'cycle'], ['nofwd', 'breaker_open']]);
 
-      const airflow = airflowApi(a);
       const count = async (dag: string) => (await airflow.runs(dag)).length;
       expect(await count('loop_dag')).toBe(1); // pl_loop → loop_dag, then the call-back's loop_dag is already on the path
       expect([await count('hop_1'), await count('hop_2'), await count('hop_3'), await count('hop_4')]).toEqual([1, 1, 1, 0]); // depth 3 reached, depth 4 refused
