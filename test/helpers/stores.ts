@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
-import type { NewEvent, NewJob, Store } from '../../src/store/types.js';
+import { PRUNED_TABLES, type NewEvent, type NewJob, type PruneCutoffs, type PrunedTable, type Store } from '../../src/store/types.js';
 import { tempDir } from './app.js';
 
 /** The test PostgreSQL: the machine's server (trust auth); CI starts it if it is down. */
@@ -21,6 +21,18 @@ export const bareJob = (dagRunId: string, dagId = 'dag_a', route = 'r'): NewJob 
   route, airflow: 'default', dagId, request: { dag_run_id: dagRunId, logical_date: null, conf: {}, note: null },
   sourcePipeline: 'pl_1', target: `airflow:${dagId}`, lineage: { chain_id: 'c', depth: 1, path: ['planasonix:pl_1', `airflow:${dagId}`], event_id: 'e', route },
 });
+
+/** Prune batches of `limit` until the store says there is no more, as a pruner's round does (without its pauses, lock and vacuum): the rows deleted per table. */
+export async function pruneAll(store: Store, cutoffs: () => PruneCutoffs, limit: number): Promise<Record<PrunedTable, number>> {
+  const total = Object.fromEntries(PRUNED_TABLES.map((t) => [t, 0])) as Record<PrunedTable, number>;
+  let from: string | undefined;
+  for (let more = true; more; ) {
+    const batch = await store.pruneBatch(cutoffs(), limit, from);
+    for (const t of PRUNED_TABLES) total[t] += batch.deleted[t];
+    ({ more, from } = batch);
+  }
+  return total;
+}
 
 /** A new, empty database per call, dropped by the returned cleanup. */
 export async function freshPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {

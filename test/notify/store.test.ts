@@ -3,7 +3,7 @@
 // through a second replica, after a replay — gives no second notification.
 import { describe, expect, it } from 'vitest';
 import type { IngestPolicy, NewEvent, NewJob, Store } from '../../src/store/types.js';
-import { bareJob, STORE_KINDS, storesOf } from '../helpers/stores.js';
+import { bareJob, pruneAll as pruneEvery, STORE_KINDS, storesOf } from '../helpers/stores.js';
 import { notifierFor } from '../../src/notify/notifier.js';
 import { NOTIFY_TYPES } from '../../src/notify/types.js';
 import { judgeRun } from '../../src/track/run.js';
@@ -137,15 +137,8 @@ describe.each(STORE_KINDS)('notifications in the store: $name', (kind) => {
     const pending = await noteOfDeadJob();
     // Batches of one, so a round needs several and `more` must carry it on.
     const pruneAll = async () => {
-      const total = { notifications: 0, notification_attempts: 0 };
-      let from: string | undefined;
-      for (let more = true; more; ) {
-        const batch = await store.pruneBatch({ now, eventsBefore: now - HOUR, deadBefore: now - 3 * HOUR, dedupeBefore: now - 5 * HOUR }, 1, from);
-        total.notifications += batch.deleted.notifications;
-        total.notification_attempts += batch.deleted.notification_attempts;
-        ({ more, from } = batch);
-      }
-      return total;
+      const { notifications, notification_attempts } = await pruneEvery(store, () => ({ now, eventsBefore: now - HOUR, deadBefore: now - 3 * HOUR, dedupeBefore: now - 5 * HOUR }), 1);
+      return { notifications, notification_attempts };
     };
     const left = async () => (await Promise.all([delivered, dead, replayed, pending].map((id) => store.getNotification(id)))).map((x) => x?.state ?? 'gone');
 

@@ -1,7 +1,7 @@
 // The store contract: the same behaviour from SQLite (one process) and PostgreSQL (replicas).
 import { describe, expect, it } from 'vitest';
 import type { IngestPolicy, NewEvent, NewJob, Store } from '../../src/store/types.js';
-import { bareJob, STORE_KINDS, storesOf } from '../helpers/stores.js';
+import { bareJob, pruneAll as pruneEvery, STORE_KINDS, storesOf } from '../helpers/stores.js';
 
 const POLICY: IngestPolicy = { breaker: { maxTriggers: 3, windowMs: 60_000 } };
 const NO_BREAKER: IngestPolicy = { breaker: { maxTriggers: 1_000_000, windowMs: 60_000 } };
@@ -270,14 +270,8 @@ describe.each(STORE_KINDS)('store contract: $name', (kind) => {
   const HOUR = 3_600_000;
   const cutoffs = () => ({ now, eventsBefore: now - HOUR, deadBefore: now - 3 * HOUR, dedupeBefore: now - 5 * HOUR });
   async function pruneAll(store: Store) {
-    const total = { events: 0, jobs: 0, attempts: 0, dedupe_keys: 0 };
-    let from: string | undefined;
-    for (let more = true; more; ) {
-      const batch = await store.pruneBatch(cutoffs(), 2, from);
-      for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += batch.deleted[k];
-      ({ more, from } = batch);
-    }
-    return total;
+    const { events, jobs, attempts, dedupe_keys } = await pruneEvery(store, cutoffs, 2);
+    return { events, jobs, attempts, dedupe_keys };
   }
 
   it('prune: done, blocked and unrouted events go with their jobs and attempts; pending kept; dead on its own clock; delivery ids kept, then dropped', async () => {

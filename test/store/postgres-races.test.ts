@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
 import { postgresMigrations } from '../../src/store/postgres-migrations.js';
-import { bareEvent, bareJob, freshPostgresDatabase } from '../helpers/stores.js';
+import { bareEvent, bareJob, freshPostgresDatabase, pruneAll } from '../helpers/stores.js';
 
 const POLICY = { breaker: { maxTriggers: 1000, windowMs: 60_000 } };
 const event = bareEvent;
@@ -61,15 +61,8 @@ describe('PostgreSQL store under concurrent transactions', () => {
     now += 2 * 3_600_000; // the old jobs are past the window (1 min) and the retention below (1 h)
 
     const prune = async () => {
-      const deleted = { events: 0, jobs: 0 };
-      let from: string | undefined;
-      for (let more = true; more; ) {
-        const batch = await a.pruneBatch({ now, eventsBefore: now - 3_600_000, deadBefore: now - 3_600_000, dedupeBefore: now - 7_200_000 }, 5, from);
-        deleted.events += batch.deleted.events;
-        deleted.jobs += batch.deleted.jobs;
-        ({ more, from } = batch);
-      }
-      return deleted;
+      const { events, jobs } = await pruneAll(a, () => ({ now, eventsBefore: now - 3_600_000, deadBefore: now - 3_600_000, dedupeBefore: now - 7_200_000 }), 5);
+      return { events, jobs };
     };
     // Eight senders of five events each: many small batches of the same pair, interleaved with the prune's.
     const ingest = Promise.all(

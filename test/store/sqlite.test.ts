@@ -8,7 +8,7 @@ import type { IngestPolicy, NewEvent, NewJob } from '../../src/store/types.js';
 
 const POLICY: IngestPolicy = { breaker: { maxTriggers: 100, windowMs: 60_000 } };
 import { tempDir } from '../helpers/app.js';
-import { bareJob } from '../helpers/stores.js';
+import { bareJob, pruneAll } from '../helpers/stores.js';
 
 let cleanup: (() => void) | undefined;
 afterEach(() => cleanup?.());
@@ -112,11 +112,10 @@ describe('SQLite store', () => {
     const body = Buffer.alloc(3000, 'x');
     for (let k = 0; k < 4; k++) await Promise.all(Array.from({ length: 500 }, (_, i) => store.insertEvent({ ...event(`d${k}_${i}`), body, receivedAt: new Date(Date.now() - 3_600_000) }, [], POLICY)));
     const before = (await store.stats()).bytes;
-    let from: string | undefined;
-    for (let more = true; more; ) {
+    await pruneAll(store, () => {
       const now = Date.now();
-      ({ more, from } = await store.pruneBatch({ now, eventsBefore: now - 60_000, deadBefore: now, dedupeBefore: 0 }, 500, from));
-    }
+      return { now, eventsBefore: now - 60_000, deadBefore: now, dedupeBefore: 0 };
+    }, 500);
     const after = (await store.stats()).bytes;
     expect((await store.stats()).rows.events).toBe(0);
     expect(after).toBeLessThan(before / 3);
