@@ -90,6 +90,54 @@ describe('PostgreSQL store under concurrent transactions', () => {
     expect(rows).toEqual([{ n: 40, counted: 40 }]);
   });
 
+  /** A store on a fresh database with `n` events of one pair, their jobs done, at `now()`'s time. */
+  const donePair = async (n: number, clock: () => number) => {
+    const db = await freshPostgresDatabase();
+    cleanups.push(db.drop);
+    const store = await openPostgresStore({ url: db.url, poolSize: 4, clock });
+    cleanups.push(() => store.close());
+    const at = (d: string) => ({ ...event(d), receivedAt: new Date(clock()) });
+    for (let i = 0; i < n; i++) expect((await store.insertEvent(at(`old${i}`), [job(i)], POLICY)).ok).toBe(true);
+    for (const claimed of await store.claimJobs({ airflow: 'default', now: clock(), limit: 100, leaseMs: 30_000, owner: 'w' })) {
+      await store.finishAttempt(claimed.id, 'w', { startedAt: clock(), durationMs: 1, httpStatus: 200, outcome: 'triggered', detail: 'ok', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: claimed.dagRunId });
+    }
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    cleanups.push(() => sql.end());
+    return { store, at, sql };
+  };
+  const HOUR = 3_600_000;
+  const cutoffs = (now: number) => ({ now, eventsBefore: now - HOUR, deadBefore: now - HOUR, dedupeBefore: now - 2 * HOUR });
+
+  it('a prune leaves a busy pair\'s row alone: an ingest holding it to its commit does not hold up the prune', async () => {
+    let now = Date.parse('2026-12-01T00:00:00Z');
+    const { store, at, sql } = await donePair(5, () => now);
+    now += HOUR + 1000; // past the retention (1 h); a new event's judgment moves the pair's count past the old jobs
+    expect((await store.insertEvent(at('new'), [job(99)], POLICY)).ok).toBe(true);
+    // An ingest of the pair in progress: its row locked, as pairs_lock leaves it until the commit.
+    await sql.query('BEGIN');
+    await sql.query("SELECT 1 FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a' FOR UPDATE");
+    const batch = store.pruneBatch(cutoffs(now), 100);
+    const first = await Promise.race([batch.then(() => 'pruned'), new Promise((r) => setTimeout(() => r('waited on the pair'), 3000))]);
+    await sql.query('COMMIT');
+    expect(first).toBe('pruned');
+    expect((await batch).deleted).toMatchObject({ events: 5, jobs: 5 });
+  });
+
+  it('an event whose job a quiet pair\'s count still holds waits a minute past retention, then goes with the count corrected', async () => {
+    let now = Date.parse('2026-12-01T00:00:00Z');
+    const { store, at, sql } = await donePair(3, () => now);
+    const kept = async () => (await sql.query<{ n: number }>("SELECT n::int AS n FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a'")).rows[0]!.n;
+    now += HOUR + 30_000; // past the retention, and nothing of the pair judged since: its count still holds the three
+    expect(await pruneAll(store, () => cutoffs(now), 100)).toMatchObject({ events: 0, jobs: 0 });
+    expect(await kept()).toBe(3);
+    now += 31_000; // quiet for a minute past the retention
+    expect(await pruneAll(store, () => cutoffs(now), 100)).toMatchObject({ events: 3, jobs: 3 });
+    expect(await kept()).toBe(0);
+    expect((await store.insertEvent(at('next'), [job(50)], POLICY)).ok).toBe(true);
+    expect(await kept()).toBe(1);
+  });
+
   it('an older database\'s kept breaker counts are recounted once at upgrade: jobs pruned by an older bridge leave them', async () => {
     const db = await freshPostgresDatabase();
     cleanups.push(db.drop);
