@@ -723,6 +723,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       // Ingest takes a pair's lock only after its event insert, the one step that can wait on a
       // prune, so the two cannot deadlock.
       const { counts, full, last } = await tx(async (c) => {
+        // Its commit need not wait for the WAL flush: a prune lost in a crash is done again by
+        // the next round, and any ingest that saw its result (a delivery id kept) commits
+        // after it, and a synchronous commit flushes the WAL before it, the prune's included.
+        await c.query('SET LOCAL synchronous_commit = off');
         const candidates = (
           await c.query<{ id: string; received_at: Date }>({
             name: 'prune_lock',
