@@ -723,10 +723,6 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       // Ingest takes a pair's lock only after its event insert, the one step that can wait on a
       // prune, so the two cannot deadlock.
       const { counts, full, last } = await tx(async (c) => {
-        // Its commit need not wait for the WAL flush: a prune lost in a crash is done again by
-        // the next round, and any ingest that saw its result (a delivery id kept) commits
-        // after it, and a synchronous commit flushes the WAL before it, the prune's included.
-        await c.query('SET LOCAL synchronous_commit = off');
         const candidates = (
           await c.query<{ id: string; received_at: Date }>({
             name: 'prune_lock',
@@ -797,10 +793,6 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       // was nearly all (timed in a 30,000-event soak: 19–23 ms with it, a plain VACUUM 1.5 ms,
       // some table past its analyze threshold almost every round), so a table is analysed at
       // most every ANALYZE_EVERY_MS: its statistics change shape slowly, its dead rows do not.
-      // Without truncation: cutting the empty pages off a table's end takes its ACCESS
-      // EXCLUSIVE lock, which ingest then queues on (a 40,000-event soak caught VACUUM waiting
-      // for that lock in 84 of 1,366 samples taken while a prune ran); the pages stay the
-      // table's, reused by the next inserts, and a table in steady state regrows them anyway.
       autovacuumOff ??= (
         await pool.query<{ off: boolean }>(
           `SELECT current_setting('autovacuum') = 'off'
@@ -817,7 +809,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         [PRUNED_TABLES, ANALYZE_EVERY_MS / 1000],
       );
       const tables = (vacuum: boolean, analyze: boolean) => rows.filter((r) => r.vacuum === vacuum && r.analyze === analyze).map((r) => r.t).join(', ');
-      for (const [command, names] of [['VACUUM (ANALYZE, TRUNCATE false)', tables(true, true)], ['VACUUM (TRUNCATE false)', tables(true, false)], ['ANALYZE', tables(false, true)]]) {
+      for (const [command, names] of [['VACUUM (ANALYZE)', tables(true, true)], ['VACUUM', tables(true, false)], ['ANALYZE', tables(false, true)]]) {
         if (names) await pool.query(`${command} ${names}`);
       }
       return 'autovacuum is off for the bridge tables: the bridge vacuums those past autovacuum\'s thresholds after prune rounds';

@@ -69,27 +69,4 @@ describe('PostgreSQL reclaim with autovacuum off', () => {
     // analysed moments ago: analysed at most every 10 minutes (ANALYZE cost ~20 ms a round).
     expect((await counts()).analyses).toBe(1);
   });
-
-  it('leaves a table\'s emptied end pages in place: no truncation, so no exclusive lock for ingest to queue on', async () => {
-    const db = await freshPostgresDatabase();
-    cleanups.push(db.drop);
-    const store = await openPostgresStore({ url: db.url, poolSize: 4 });
-    cleanups.push(() => store.close());
-    const admin = new pg.Client({ connectionString: db.url });
-    await admin.connect();
-    cleanups.push(() => admin.end());
-    for (const t of PRUNED_TABLES) await admin.query(`ALTER TABLE ${t} SET (autovacuum_enabled = false)`);
-    await Promise.all(Array.from({ length: 300 }, (_, k) => store.insertEvent(event(`d${k}`), [], POLICY)));
-    const pages = async () => (await admin.query<{ pages: number }>("SELECT (pg_relation_size('events') / current_setting('block_size')::int)::int AS pages")).rows[0]!.pages;
-    const before = await pages();
-    expect(before).toBeGreaterThan(1);
-    // Every row gone, so every page empty: a plain VACUUM would cut the table to nothing.
-    await admin.query('SELECT pg_stat_force_next_flush()');
-    await admin.query('DELETE FROM events');
-    await expect.poll(async () => (await admin.query<{ dead: number }>("SELECT n_dead_tup::int AS dead FROM pg_stat_user_tables WHERE relname = 'events'")).rows[0]!.dead, { timeout: 5000 }).toBe(300);
-    await store.reclaim();
-    const { rows: [after] } = await admin.query<{ vacuums: number }>("SELECT vacuum_count::int AS vacuums FROM pg_stat_user_tables WHERE relname = 'events'");
-    expect(after!.vacuums).toBe(1);
-    expect(await pages()).toBe(before);
-  });
 });
