@@ -732,7 +732,7 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
                  AND (e.received_at < $5 OR NOT EXISTS (SELECT 1 FROM jobs j JOIN pair_counts k USING (source_pipeline, target) WHERE j.event_id = e.id AND ${IN_KEPT_COUNT('j', 'k')}))
                ORDER BY e.received_at LIMIT $4
                FOR UPDATE OF e SKIP LOCKED),
-             j AS (SELECT id, source_pipeline, target, counted, created_at FROM jobs WHERE event_id IN (SELECT id FROM c) ORDER BY id FOR UPDATE),
+             j AS (SELECT id, source_pipeline, target, counted, created_at FROM jobs WHERE event_id = ANY (ARRAY(SELECT id FROM c)) ORDER BY id FOR UPDATE),
              p AS (
                SELECT 1 FROM pair_counts k
                WHERE EXISTS (SELECT 1 FROM j WHERE j.source_pipeline = k.source_pipeline AND j.target = k.target AND ${IN_KEPT_COUNT('j', 'k')})
@@ -746,7 +746,10 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
         // judged ids, not by what another removed; a delivery id both expiring and kept again
         // by this batch (the ON CONFLICT case) is refreshed, not also deleted: one row changed
         // twice in a statement is undefined. Notifications are locked, so a replay (dead →
-        // pending) committing meanwhile is either seen or waited out, never deleted.
+        // pending) committing meanwhile is either seen or waited out, never deleted. Rows are
+        // named by `= ANY (ARRAY(…))`, not `IN (SELECT …)`: an index lookup per id, where `IN`
+        // let the planner hash a scan of all of events and, four times, of all of jobs (100-event
+        // batches on soak-shaped tables: mean 6.5–7.0 → 4.6–5.5 ms, p90 9.8–11.8 → 6.0–7.1 ms).
         const { rows } = await c.query<Record<PrunedTable, number>>({
           name: 'prune_delete',
           text: `WITH ids AS (SELECT e.id, e.source, e.delivery_id, e.event_id FROM events e WHERE e.id = ANY($1) AND ${prunable('$2')}),
@@ -754,15 +757,15 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
              INSERT INTO dedupe_keys (source, delivery_id, id, event_id, pruned_at)
              SELECT source, delivery_id, id, event_id, $3 FROM ids
              ON CONFLICT (source, delivery_id) DO UPDATE SET id = excluded.id, event_id = excluded.event_id, pruned_at = excluded.pruned_at),
-           a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM jobs WHERE event_id IN (SELECT id FROM ids)) RETURNING 1),
-           j AS (DELETE FROM jobs WHERE event_id IN (SELECT id FROM ids) RETURNING 1),
+           a AS (DELETE FROM attempts WHERE job_id = ANY (ARRAY(SELECT id FROM jobs WHERE event_id = ANY (ARRAY(SELECT id FROM ids)))) RETURNING 1),
+           j AS (DELETE FROM jobs WHERE event_id = ANY (ARRAY(SELECT id FROM ids)) RETURNING 1),
            forgotten AS (
              UPDATE pair_counts p SET n = p.n - g.n
              FROM (SELECT j.source_pipeline, j.target, count(*) AS n FROM jobs j JOIN pair_counts k USING (source_pipeline, target)
-                   WHERE j.event_id IN (SELECT id FROM ids) AND ${IN_KEPT_COUNT('j', 'k')}
+                   WHERE j.event_id = ANY (ARRAY(SELECT id FROM ids)) AND ${IN_KEPT_COUNT('j', 'k')}
                    GROUP BY j.source_pipeline, j.target) g
              WHERE p.source_pipeline = g.source_pipeline AND p.target = g.target),
-           e AS (DELETE FROM events WHERE id IN (SELECT id FROM ids) RETURNING 1),
+           e AS (DELETE FROM events WHERE id = ANY (ARRAY(SELECT id FROM ids)) RETURNING 1),
            d AS (
              DELETE FROM dedupe_keys WHERE (source, delivery_id) IN (
                SELECT k.source, k.delivery_id FROM dedupe_keys k
