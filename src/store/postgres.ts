@@ -54,8 +54,18 @@ const PROBE_BYTES = 16 * 1024;
 const prunable = (deadBefore: string) =>
   `NOT EXISTS (SELECT 1 FROM jobs j WHERE j.event_id = e.id AND (j.state = 'pending' OR j.run_open = 1 OR (j.state = 'dead' AND j.updated_at >= ${deadBefore})))`;
 
-/** Job `j` is one its pair's kept count `k` (a pair_counts row) still includes. */
-const IN_KEPT_COUNT = (j: string, k: string) => `${j}.counted AND ${j}.created_at > ${k}.counted_since`;
+/**
+ * Job `j` is one its pair's kept count `k` (a pair_counts row) still includes, or (with a
+ * margin) one the count passed less than that long ago.
+ */
+const IN_KEPT_COUNT = (j: string, k: string, marginMs = 0) => `${j}.counted AND ${j}.created_at > ${k}.counted_since - ${marginMs}`;
+/**
+ * How far a pair's count must have passed a job for a prune to leave the pair's row unlocked.
+ * An ingest judging with an earlier clock than the judgment before it (a batch in flight, two
+ * replicas' clocks) moves the count back and counts afresh, the job included if its snapshot
+ * came before the prune's commit; past this margin no such judgment can reach the job.
+ */
+const COUNT_MARGIN_MS = 5_000;
 
 /** Rows to the column arrays of an `unnest($1::t[], …)` insert: one parameter per column, whatever the row count. */
 function columns(rows: readonly unknown[][], width: number): unknown[][] {
@@ -718,8 +728,8 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
       // Only those pairs' rows are locked, and only once quiet (QUIET_PAIR_MS): a 40,000-event
       // soak caught ingest waiting on the one busy pair's row, locked by a prune batch to its
       // commit, in 159 of 1,366 samples taken during prunes. A pair whose count is past a job
-      // stays past it: a later judgment's window starts after any prunable job (retention is at
-      // least the window), and one moved back counts afresh from the jobs.
+      // (by COUNT_MARGIN_MS) stays past it: a later judgment's window starts after any prunable
+      // job, retention being at least the window.
       // Ingest takes a pair's lock only after its event insert, the one step that can wait on a
       // prune, so the two cannot deadlock.
       const { counts, full, last } = await tx(async (c) => {
@@ -729,13 +739,13 @@ export async function openPostgresStore(options: PostgresOptions): Promise<Postg
             text: `WITH c AS (
                SELECT e.id, e.received_at FROM events e
                WHERE e.received_at < $1 AND e.received_at >= $2 AND ${prunable('$3')}
-                 AND (e.received_at < $5 OR NOT EXISTS (SELECT 1 FROM jobs j JOIN pair_counts k USING (source_pipeline, target) WHERE j.event_id = e.id AND ${IN_KEPT_COUNT('j', 'k')}))
+                 AND (e.received_at < $5 OR NOT EXISTS (SELECT 1 FROM jobs j JOIN pair_counts k USING (source_pipeline, target) WHERE j.event_id = e.id AND ${IN_KEPT_COUNT('j', 'k', COUNT_MARGIN_MS)}))
                ORDER BY e.received_at LIMIT $4
                FOR UPDATE OF e SKIP LOCKED),
              j AS (SELECT id, source_pipeline, target, counted, created_at FROM jobs WHERE event_id = ANY (ARRAY(SELECT id FROM c)) ORDER BY id FOR UPDATE),
              p AS (
                SELECT 1 FROM pair_counts k
-               WHERE EXISTS (SELECT 1 FROM j WHERE j.source_pipeline = k.source_pipeline AND j.target = k.target AND ${IN_KEPT_COUNT('j', 'k')})
+               WHERE EXISTS (SELECT 1 FROM j WHERE j.source_pipeline = k.source_pipeline AND j.target = k.target AND ${IN_KEPT_COUNT('j', 'k', COUNT_MARGIN_MS)})
                ORDER BY source_pipeline, target FOR UPDATE)
              -- A SELECT in WITH runs only as far as it is read: the counts make both locks complete.
              SELECT id, received_at, (SELECT count(*) FROM j) AS jobs, (SELECT count(*) FROM p) AS pairs FROM c ORDER BY received_at`,

@@ -138,6 +138,21 @@ describe('PostgreSQL store under concurrent transactions', () => {
     expect(await kept()).toBe(1);
   });
 
+  it('a pair whose count passed the job by less than 5 s counts as not yet past it: the event waits, then goes with its row locked, the count unchanged', async () => {
+    let now = Date.parse('2026-12-01T00:00:00Z');
+    const { store, at, sql } = await donePair(1, () => now);
+    const kept = async () => (await sql.query<{ n: number; since: number }>("SELECT n::int AS n, counted_since::float8 AS since FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a'")).rows[0]!;
+    const created = now;
+    now += 61_000; // the window (1 min) moves 1 s past the old job
+    expect((await store.insertEvent(at('next'), [job(50)], POLICY)).ok).toBe(true);
+    expect(await kept()).toEqual({ n: 1, since: created + 1000 });
+    now = created + HOUR + 30_000;
+    expect((await pruneAll(store, () => cutoffs(now), 100)).events).toBe(0);
+    now = created + HOUR + 61_000;
+    expect((await pruneAll(store, () => cutoffs(now), 100)).events).toBe(1);
+    expect((await kept()).n).toBe(1);
+  });
+
   it('an older database\'s kept breaker counts are recounted once at upgrade: jobs pruned by an older bridge leave them', async () => {
     const db = await freshPostgresDatabase();
     cleanups.push(db.drop);
