@@ -35,9 +35,10 @@ const PRUNE_LOCK = 7_262_311_002;
 const ANALYZE_EVERY_MS = 10 * 60_000;
 /**
  * How long past retention an event waits when a counted job of it is still in its pair's kept
- * count (the pair not judged since the job left the window): a busy pair's next ingest moves
- * the count past it, and the prune then needs no lock on the pair's row, on which that ingest
- * would queue; only a pair quiet this long has its row locked and its count corrected.
+ * count (the pair not judged since the job left the window, by COUNT_MARGIN_MS): a busy pair's
+ * next ingest moves the count past it, and the prune then needs no lock on the pair's row, on
+ * which that ingest would queue; only a pair quiet this long has its row locked and its count
+ * corrected.
  */
 const QUIET_PAIR_MS = 60_000;
 /** How long a failed ingest or dispatch commit keeps readiness at 503 unless a commit succeeds after it. */
