@@ -46,22 +46,38 @@ describe('PostgreSQL store under concurrent transactions', () => {
     expect(rows.map((r) => r.delivery_id)).toEqual(['d2']);
   });
 
-  it('one replica pruning a pair\'s old jobs while another ingests new ones for it: no deadlock, and its kept count stays the count of its counted jobs', async () => {
+  /** A store on a fresh database with `n` events of one pair, their jobs done, at `now()`'s time. */
+  const donePair = async (n: number, clock: () => number) => {
     const db = await freshPostgresDatabase();
     cleanups.push(db.drop);
+    const store = await openPostgresStore({ url: db.url, poolSize: 4, clock });
+    cleanups.push(() => store.close());
+    const at = (d: string) => ({ ...event(d), receivedAt: new Date(clock()) });
+    for (let i = 0; i < n; i++) expect((await store.insertEvent(at(`old${i}`), [job(i)], POLICY)).ok).toBe(true);
+    for (const claimed of await store.claimJobs({ airflow: 'default', now: clock(), limit: 100, leaseMs: 30_000, owner: 'w' })) {
+      await store.finishAttempt(claimed.id, 'w', { startedAt: clock(), durationMs: 1, httpStatus: 200, outcome: 'triggered', detail: 'ok', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: claimed.dagRunId });
+    }
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    cleanups.push(() => sql.end());
+    return { store, at, sql, url: db.url };
+  };
+  const HOUR = 3_600_000;
+  const cutoffs = (now: number) => ({ now, eventsBefore: now - HOUR, deadBefore: now - HOUR, dedupeBefore: now - 2 * HOUR });
+  /** The breaker's kept count of the one pair, and where it counts from. */
+  const kept = async (sql: pg.Client) =>
+    (await sql.query<{ n: number; since: number }>("SELECT n::int AS n, counted_since::float8 AS since FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a'")).rows[0]!;
+
+  it('one replica pruning a pair\'s old jobs while another ingests new ones for it: no deadlock, and its kept count stays the count of its counted jobs', async () => {
     let now = Date.parse('2026-12-01T00:00:00Z');
     const clock = () => now;
-    const [a, b] = [await openPostgresStore({ url: db.url, poolSize: 4, clock }), await openPostgresStore({ url: db.url, poolSize: 4, clock })];
-    cleanups.push(() => a.close(), () => b.close());
-    const at = (d: string) => ({ ...event(d), receivedAt: new Date(now) });
-    for (let i = 0; i < 60; i++) expect((await a.insertEvent(at(`old${i}`), [job(i)], POLICY)).ok).toBe(true);
-    for (const claimed of await a.claimJobs({ airflow: 'default', now, limit: 100, leaseMs: 30_000, owner: 'w' })) {
-      await a.finishAttempt(claimed.id, 'w', { startedAt: now, durationMs: 1, httpStatus: 200, outcome: 'triggered', detail: 'ok', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: claimed.dagRunId });
-    }
-    now += 2 * 3_600_000; // the old jobs are past the window (1 min) and the retention below (1 h)
+    const { store: a, at, sql, url } = await donePair(60, clock);
+    const b = await openPostgresStore({ url, poolSize: 4, clock });
+    cleanups.push(() => b.close());
+    now += 2 * HOUR; // the old jobs are past the window (1 min) and the retention below (1 h)
 
     const prune = async () => {
-      const { events, jobs } = await pruneAll(a, () => ({ now, eventsBefore: now - 3_600_000, deadBefore: now - 3_600_000, dedupeBefore: now - 7_200_000 }), 5);
+      const { events, jobs } = await pruneAll(a, () => cutoffs(now), 5);
       return { events, jobs };
     };
     // Eight senders of five events each: many small batches of the same pair, interleaved with the prune's.
@@ -80,34 +96,12 @@ describe('PostgreSQL store under concurrent transactions', () => {
     expect(pruned).toEqual({ events: 60, jobs: 60 });
     expect(states.flat()).toEqual(Array(40).fill('pending'));
 
-    const sql = new pg.Client({ connectionString: db.url });
-    await sql.connect();
-    cleanups.push(() => sql.end());
     const { rows } = await sql.query<{ n: number; counted: number }>(
       `SELECT p.n::int AS n, (SELECT count(*)::int FROM jobs j WHERE j.source_pipeline = p.source_pipeline AND j.target = p.target AND j.counted AND j.created_at > p.counted_since) AS counted
        FROM pair_counts p WHERE p.source_pipeline = 'pl_1' AND p.target = 'airflow:dag_a'`,
     );
     expect(rows).toEqual([{ n: 40, counted: 40 }]);
   });
-
-  /** A store on a fresh database with `n` events of one pair, their jobs done, at `now()`'s time. */
-  const donePair = async (n: number, clock: () => number) => {
-    const db = await freshPostgresDatabase();
-    cleanups.push(db.drop);
-    const store = await openPostgresStore({ url: db.url, poolSize: 4, clock });
-    cleanups.push(() => store.close());
-    const at = (d: string) => ({ ...event(d), receivedAt: new Date(clock()) });
-    for (let i = 0; i < n; i++) expect((await store.insertEvent(at(`old${i}`), [job(i)], POLICY)).ok).toBe(true);
-    for (const claimed of await store.claimJobs({ airflow: 'default', now: clock(), limit: 100, leaseMs: 30_000, owner: 'w' })) {
-      await store.finishAttempt(claimed.id, 'w', { startedAt: clock(), durationMs: 1, httpStatus: 200, outcome: 'triggered', detail: 'ok', nextRetryAt: null }, { state: 'done', airflowState: 'queued', dagRunId: claimed.dagRunId });
-    }
-    const sql = new pg.Client({ connectionString: db.url });
-    await sql.connect();
-    cleanups.push(() => sql.end());
-    return { store, at, sql };
-  };
-  const HOUR = 3_600_000;
-  const cutoffs = (now: number) => ({ now, eventsBefore: now - HOUR, deadBefore: now - HOUR, dedupeBefore: now - 2 * HOUR });
 
   it('a prune leaves a busy pair\'s row alone: an ingest holding it to its commit does not hold up the prune', async () => {
     let now = Date.parse('2026-12-01T00:00:00Z');
@@ -127,30 +121,28 @@ describe('PostgreSQL store under concurrent transactions', () => {
   it('an event whose job a quiet pair\'s count still holds waits a minute past retention, then goes with the count corrected', async () => {
     let now = Date.parse('2026-12-01T00:00:00Z');
     const { store, at, sql } = await donePair(3, () => now);
-    const kept = async () => (await sql.query<{ n: number }>("SELECT n::int AS n FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a'")).rows[0]!.n;
     now += HOUR + 30_000; // past the retention, and nothing of the pair judged since: its count still holds the three
     expect(await pruneAll(store, () => cutoffs(now), 100)).toMatchObject({ events: 0, jobs: 0 });
-    expect(await kept()).toBe(3);
+    expect((await kept(sql)).n).toBe(3);
     now += 31_000; // quiet for a minute past the retention
     expect(await pruneAll(store, () => cutoffs(now), 100)).toMatchObject({ events: 3, jobs: 3 });
-    expect(await kept()).toBe(0);
+    expect((await kept(sql)).n).toBe(0);
     expect((await store.insertEvent(at('next'), [job(50)], POLICY)).ok).toBe(true);
-    expect(await kept()).toBe(1);
+    expect((await kept(sql)).n).toBe(1);
   });
 
   it('a pair whose count passed the job by less than 5 s counts as not yet past it: the event waits, then goes with its row locked, the count unchanged', async () => {
     let now = Date.parse('2026-12-01T00:00:00Z');
     const { store, at, sql } = await donePair(1, () => now);
-    const kept = async () => (await sql.query<{ n: number; since: number }>("SELECT n::int AS n, counted_since::float8 AS since FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a'")).rows[0]!;
     const created = now;
     now += 61_000; // the window (1 min) moves 1 s past the old job
     expect((await store.insertEvent(at('next'), [job(50)], POLICY)).ok).toBe(true);
-    expect(await kept()).toEqual({ n: 1, since: created + 1000 });
+    expect(await kept(sql)).toEqual({ n: 1, since: created + 1000 });
     now = created + HOUR + 30_000;
     expect((await pruneAll(store, () => cutoffs(now), 100)).events).toBe(0);
     now = created + HOUR + 61_000;
     expect((await pruneAll(store, () => cutoffs(now), 100)).events).toBe(1);
-    expect((await kept()).n).toBe(1);
+    expect((await kept(sql)).n).toBe(1);
   });
 
   it('an older database\'s kept breaker counts are recounted once at upgrade: jobs pruned by an older bridge leave them', async () => {
@@ -165,7 +157,7 @@ describe('PostgreSQL store under concurrent transactions', () => {
     cleanups.push(() => sql.end());
     await sql.query("DELETE FROM jobs WHERE event_id IN (SELECT id FROM events WHERE delivery_id IN ('p1', 'p2'))");
     await sql.query('UPDATE schema_version SET version = $1', [postgresMigrations.length - 1]);
-    const count = async () => (await sql.query<{ n: number }>("SELECT n::int AS n FROM pair_counts WHERE source_pipeline = 'pl_1' AND target = 'airflow:dag_a'")).rows[0]!.n;
+    const count = async () => (await kept(sql)).n;
     expect(await count()).toBe(3);
     await (await openPostgresStore({ url: db.url, poolSize: 2 })).close();
     expect(await count()).toBe(1);
